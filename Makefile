@@ -1,0 +1,46 @@
+# aigress — see README.md. `make run` starts the proxy with the embedded
+# default configuration; `make test` installs what the tests need and runs
+# the whole suite.
+GO        ?= go
+BIN       := bin/aigress
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+export CGO_ENABLED ?= 0
+
+.PHONY: build run test test-unit fuzz bench lint generate clean setup
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/aigress
+
+run: build
+	./$(BIN) run $(ARGS)
+
+# setup installs the tools the tests drive (curl, iptables, nftables,
+# tcpdump, python3-requests, chromium, bpftool, the Node SDK). Idempotent.
+setup:
+	bash test/setup.sh
+
+test: setup build
+	bash test/fuzz.sh 2s
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m ./certs/ ./mitm/ ./enforce/
+	$(GO) test -count=1 -timeout 12m -p 2 ./...
+
+test-unit:
+	$(GO) test -count=1 ./...
+
+fuzz:
+	bash test/fuzz.sh $(or $(FUZZTIME),30s)
+
+bench: build
+	$(GO) run ./test/bench
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./certs/ ./classify/ ./enforce/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$$(go env GOPATH)/bin/staticcheck ./... || { echo "install: go install honnef.co/go/tools/cmd/staticcheck@latest"; exit 1; }
+
+-include ebpf/generate.mk
+
+clean:
+	rm -rf bin

@@ -1,0 +1,227 @@
+package test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aigress/aigress/test/mockllm"
+)
+
+func fingerprint(key string) string {
+	s := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(s[:])[:16]
+}
+
+const corpKey = "sk-corp-e2e-key-000000000000"
+
+// e2ePolicy exercises every done-when item of the enforce issue.
+func e2ePolicy() string {
+	return fmt.Sprintf(`apiVersion: aigress/v1
+kind: Policy
+name: e2e
+accounts:
+  corporate:
+    key_fingerprints: [%q]
+  personal_action: alert
+rules:
+  - id: personal-keys
+    match: {providers: [anthropic], account: personal}
+    action: block
+    reason: personal AI accounts are not allowed; use the corporate key
+  - id: redact-secrets-pii
+    match:
+      findings: {categories: [secret, pii]}
+    action: redact
+    redaction: {mode: placeholder, restore: true}
+  - id: approved-models
+    match: {providers: [openai], models: ["gpt-4o*"]}
+    action: allow
+  - id: unapproved-models
+    match: {providers: [openai]}
+    action: block
+    reason: model not on the approved list (gpt-4o*)
+default_action: allow
+quotas:
+  - id: gemini-requests
+    per: client_ip
+    match: {providers: [google]}
+    requests_per_minute: 2
+audit:
+  prompt_retention: hash
+`, fingerprint(corpKey))
+}
+
+func startPolicyProxy(t *testing.T, m *mockllm.Server) (*instance, string) {
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(e2ePolicy()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startAigress(t, baseConfig(t, m, "policy: "+policyFile+"\n"), nil), policyFile
+}
+
+// TestRedactionReachesUpstreamAndRestores: an AWS key and an e-mail never
+// reach the provider; with restore on, the client sees its e-mail back in
+// a streamed answer that quoted the placeholder.
+func TestRedactionReachesUpstreamAndRestores(t *testing.T) {
+	m := startMock(t, mockllm.Options{ChunkDelay: 5 * time.Millisecond})
+	in, _ := startPolicyProxy(t, m)
+	c := in.client(t)
+	prompt := `deploy with AKIAIOSFODNN7EXAMPLQ and mail jane.doe@corp.example when done`
+	body := fmt.Sprintf(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":%q}]}`, prompt)
+	req, _ := http.NewRequest("POST", "https://api.openai.com/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+corpKey)
+	// The model answers quoting the e-mail's placeholder, split by the
+	// mock across several deltas.
+	req.Header.Set("X-Mock-Reply", "I will write to [EMAIL_1] once done.")
+	req.Header.Set("X-Mock-Chunks", "9")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, resp.Body)
+	resp.Body.Close()
+	reqs := m.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("mock got %d requests", len(reqs))
+	}
+	up := string(reqs[0].Body)
+	if strings.Contains(up, "AKIAIOSFODNN7EXAMPLQ") || strings.Contains(up, "jane.doe@corp.example") {
+		t.Fatalf("secret reached the upstream: %s", up)
+	}
+	if !strings.Contains(up, "[EMAIL_1]") || !strings.Contains(up, "[AWS_ACCESS_KEY_1]") {
+		t.Fatalf("placeholders missing upstream: %s", up)
+	}
+	// The client's SSE stream carries the original e-mail again.
+	var text strings.Builder
+	for _, line := range strings.Split(got, "\n") {
+		if i := strings.Index(line, `"content":"`); i >= 0 {
+			rest := line[i+len(`"content":"`):]
+			if j := strings.Index(rest, `"`); j >= 0 {
+				text.WriteString(rest[:j])
+			}
+		}
+	}
+	if !strings.Contains(text.String(), "jane.doe@corp.example") {
+		t.Fatalf("restored text %q; stream:\n%s", text.String(), got)
+	}
+	e := in.events(t, 1)[0]
+	if e.Redactions != 2 || e.Decision == nil || e.Decision.Action != "redact" || e.Findings["aws_access_key"] != 1 || e.Findings["email"] != 1 {
+		t.Fatalf("event: redactions %d decision %+v findings %v", e.Redactions, e.Decision, e.Findings)
+	}
+	if !strings.HasPrefix(e.Prompt, "sha256:") {
+		t.Fatalf("prompt retention hash: %q", e.Prompt)
+	}
+	if strings.Contains(in.rawTrail(t), "AKIAIOSFODNN7EXAMPLQ") || strings.Contains(in.rawTrail(t), "jane.doe@corp.example") {
+		t.Fatal("a raw secret reached the audit trail")
+	}
+}
+
+// TestModelAllowListNodeSDKError: the official SDK raises an error whose
+// message carries the policy's reason.
+func TestModelAllowListNodeSDKError(t *testing.T) {
+	m := startMock(t, mockllm.Options{})
+	in, _ := startPolicyProxy(t, m)
+	r := runNode(t, in, nil, "chat", "gpt-3.5-turbo", "hello")
+	if r.OK || r.Status != 403 || !strings.Contains(r.Message, "model not on the approved list") {
+		t.Fatalf("node result: %+v", r)
+	}
+	if !strings.Contains(r.Message, "aigress event") {
+		t.Fatalf("message has no event ID: %q", r.Message)
+	}
+	if n := len(m.Requests()); n != 0 {
+		t.Fatalf("blocked request reached the upstream (%d)", n)
+	}
+	r = runNode(t, in, []string{"OPENAI_API_KEY=" + corpKey}, "chat", "gpt-4o-mini", "hello")
+	if !r.OK {
+		t.Fatalf("approved model refused: %+v", r)
+	}
+}
+
+// TestPersonalAccountBlockedCorporatePasses.
+func TestPersonalAccountBlockedCorporatePasses(t *testing.T) {
+	m := startMock(t, mockllm.Options{})
+	in, _ := startPolicyProxy(t, m)
+	c := in.client(t)
+	send := func(key string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", "https://api.anthropic.com/v1/messages",
+			strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("x-api-key", key)
+		req.Header.Set("anthropic-version", "2023-06-01")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp, readAll(t, resp.Body)
+	}
+	resp, body := send("sk-ant-personal-key-1234567890")
+	if resp.StatusCode != 403 || !strings.Contains(body, `"permission_error"`) || !strings.Contains(body, "personal AI accounts") {
+		t.Fatalf("personal key: %d %s", resp.StatusCode, body)
+	}
+	resp, body = send(corpKey)
+	if resp.StatusCode != 200 {
+		t.Fatalf("corporate key: %d %s", resp.StatusCode, body)
+	}
+	evs := in.events(t, 2)
+	if evs[0].Account == nil || evs[0].Account.Corporate == nil || *evs[0].Account.Corporate ||
+		evs[1].Account == nil || evs[1].Account.Corporate == nil || !*evs[1].Account.Corporate {
+		t.Fatalf("account marking: %+v / %+v", evs[0].Account, evs[1].Account)
+	}
+}
+
+// TestQuota429 and TestBrokenPolicyKeepsOldOne share a proxy.
+func TestQuotaAndPolicyReload(t *testing.T) {
+	m := startMock(t, mockllm.Options{})
+	in, policyFile := startPolicyProxy(t, m)
+	c := in.client(t)
+	gemini := func() (int, string) {
+		resp, err := c.Post("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", "application/json",
+			strings.NewReader(`{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, readAll(t, resp.Body)
+	}
+	for i := 0; i < 2; i++ {
+		if st, body := gemini(); st != 200 {
+			t.Fatalf("request %d: %d %s", i, st, body)
+		}
+	}
+	st, body := gemini()
+	if st != 429 || !strings.Contains(body, "RESOURCE_EXHAUSTED") {
+		t.Fatalf("third request: %d %s", st, body)
+	}
+
+	// A broken edit is rejected; the old policy keeps blocking gpt-3.5.
+	if err := os.WriteFile(policyFile, []byte(e2ePolicy()+"\nrulez: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(in.log.String(), "rulez") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(in.log.String(), "rulez") {
+		t.Fatalf("reload error not logged:\n%s", in.log.String())
+	}
+	resp, err := c.Post("https://api.openai.com/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("after a broken reload the old policy should still block: %d", resp.StatusCode)
+	}
+}
