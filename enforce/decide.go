@@ -226,22 +226,35 @@ func (p *Policy) decideRules(in Input) Decision {
 
 // decideAccess walks the access rules (rules without findings).
 func (p *Policy) decideAccess(in Input) Decision {
+	// A personal account meets personal_action first when it blocks; a
+	// milder personal_action (alert) must not let the request skip the
+	// access rules, so the stricter of the two decides.
+	var personal *Decision
 	if p.personal != "" && p.personal != ActionAllow && in.Account.Class() == AccountPersonal {
 		reason := p.doc.Accounts.PersonalReason
 		if reason == "" {
 			reason = fmt.Sprintf("personal AI accounts are not allowed for %s; use the corporate account", svcName(in.Service))
 		}
-		return Decision{Action: p.personal, RuleID: RulePersonal, Reason: reason}
+		d := Decision{Action: p.personal, RuleID: RulePersonal, Reason: reason}
+		if d.Action == ActionBlock {
+			return d
+		}
+		personal = &d
 	}
+	d := Decision{Action: p.defAction, RuleID: RuleDefault, Reason: p.defaultReason(in)}
 	for _, r := range p.rules {
 		if r.m.findings != nil {
 			continue
 		}
 		if r.m.matchWho(in.Identity, in.Service) && r.m.matchRequest(in.Request, in.Account) {
-			return Decision{Action: r.action, RuleID: r.id, Reason: p.ruleReason(r, in, nil), Message: r.message}
+			d = Decision{Action: r.action, RuleID: r.id, Reason: p.ruleReason(r, in, nil), Message: r.message}
+			break
 		}
 	}
-	return Decision{Action: p.defAction, RuleID: RuleDefault, Reason: p.defaultReason(in)}
+	if personal != nil && personal.Action.Severity() > d.Action.Severity() {
+		return *personal
+	}
+	return d
 }
 
 // decideData walks the data rules (rules with findings).

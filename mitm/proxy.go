@@ -238,10 +238,15 @@ wait:
 		}
 	}
 	p.mu.Lock()
+	conns := make([]net.Conn, 0, len(p.hijacked))
 	for c := range p.hijacked {
-		_ = c.Close()
+		conns = append(conns, c)
 	}
 	p.mu.Unlock()
+	// Close outside the lock: a connection's close hook takes it.
+	for _, c := range conns {
+		_ = c.Close()
+	}
 	p.transport.CloseIdleConnections()
 	return err
 }

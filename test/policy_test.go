@@ -74,7 +74,7 @@ func TestRedactionReachesUpstreamAndRestores(t *testing.T) {
 	m := startMock(t, mockllm.Options{ChunkDelay: 5 * time.Millisecond})
 	in, _ := startPolicyProxy(t, m)
 	c := in.client(t)
-	prompt := `deploy with AKIAIOSFODNN7EXAMPLQ and mail jane.doe@corp.example when done`
+	prompt := `deploy with AKIAIOSFODNN7EXAMPLQ and mail jane.doe@acme-widgets.com when done`
 	body := fmt.Sprintf(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":%q}]}`, prompt)
 	req, _ := http.NewRequest("POST", "https://api.openai.com/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -94,7 +94,7 @@ func TestRedactionReachesUpstreamAndRestores(t *testing.T) {
 		t.Fatalf("mock got %d requests", len(reqs))
 	}
 	up := string(reqs[0].Body)
-	if strings.Contains(up, "AKIAIOSFODNN7EXAMPLQ") || strings.Contains(up, "jane.doe@corp.example") {
+	if strings.Contains(up, "AKIAIOSFODNN7EXAMPLQ") || strings.Contains(up, "jane.doe@acme-widgets.com") {
 		t.Fatalf("secret reached the upstream: %s", up)
 	}
 	if !strings.Contains(up, "[EMAIL_1]") || !strings.Contains(up, "[AWS_ACCESS_KEY_1]") {
@@ -110,7 +110,7 @@ func TestRedactionReachesUpstreamAndRestores(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(text.String(), "jane.doe@corp.example") {
+	if !strings.Contains(text.String(), "jane.doe@acme-widgets.com") {
 		t.Fatalf("restored text %q; stream:\n%s", text.String(), got)
 	}
 	e := in.events(t, 1)[0]
@@ -120,7 +120,7 @@ func TestRedactionReachesUpstreamAndRestores(t *testing.T) {
 	if !strings.HasPrefix(e.Prompt, "sha256:") {
 		t.Fatalf("prompt retention hash: %q", e.Prompt)
 	}
-	if strings.Contains(in.rawTrail(t), "AKIAIOSFODNN7EXAMPLQ") || strings.Contains(in.rawTrail(t), "jane.doe@corp.example") {
+	if strings.Contains(in.rawTrail(t), "AKIAIOSFODNN7EXAMPLQ") || strings.Contains(in.rawTrail(t), "jane.doe@acme-widgets.com") {
 		t.Fatal("a raw secret reached the audit trail")
 	}
 }
