@@ -231,7 +231,7 @@ func (p *Proxy) handleTransparent(c net.Conn, opts TransparentOptions, httpSrv *
 	req = req.WithContext(context.WithValue(context.Background(), transparentKey{}, info))
 	ic := newIdleConn(&swallowConn{Conn: pc}, p.opts.IdleTimeout)
 	p.trackHijacked(ic)
-	p.gp.ServeHTTP(&hijackWriter{conn: ic, r: br}, req)
+	p.gp.ServeHTTP(&hijackWriter{conn: ic}, req)
 }
 
 func (p *Proxy) newFlowTransparent(info *transparentInfo, kind string) *Flow {
@@ -307,7 +307,6 @@ func (c *swallowConn) Unwrap() net.Conn { return c.Conn }
 
 type hijackWriter struct {
 	conn net.Conn
-	r    *bufio.Reader
 	h    http.Header
 }
 
@@ -320,7 +319,9 @@ func (w *hijackWriter) Header() http.Header {
 func (w *hijackWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *hijackWriter) WriteHeader(int)             {}
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return w.conn, bufio.NewReadWriter(w.r, bufio.NewWriter(w.conn)), nil
+	// The peeked bytes are replayed by the connection itself: hand goproxy
+	// an empty reader, or it would replay them a second time.
+	return w.conn, bufio.NewReadWriter(bufio.NewReader(w.conn), bufio.NewWriter(w.conn)), nil
 }
 
 type oneConnListener struct {
