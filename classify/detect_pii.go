@@ -570,7 +570,7 @@ func (d *Detector) scanIPv6(text []byte, st **scanState) {
 		for e > c && text[e-1] == '.' {
 			e--
 		}
-		i = e
+		i = max(e, c+1)
 		if s > 0 && (ascWord(text[s-1]) || text[s-1] == '.' || text[s-1] == '-') {
 			continue
 		}

@@ -241,6 +241,22 @@ func openAICheck(text []byte, s, e int) checkRes {
 	return checkRes{ok: true, conf: 0.7}
 }
 
+// contextCheck requires one of words (lower case) in the bytes before the
+// candidate, for formats too generic to stand alone ("key-" + 32 hex).
+func contextCheck(before int, words ...string) checkFunc {
+	return func(text []byte, s, _ int) checkRes {
+		ctx := text[max(0, s-before):s]
+		for _, w := range words {
+			for i := 0; i+len(w) <= len(ctx); i++ {
+				if hasPrefixFold(ctx, i, w) {
+					return checkRes{ok: true}
+				}
+			}
+		}
+		return checkRes{}
+	}
+}
+
 func allHex(b []byte) bool {
 	for _, c := range b {
 		if !ascHex(c) {
@@ -356,7 +372,7 @@ func secretRules() []detRule {
 		a("pypi_token", "pypi-AgEIcHlwaS5vcmc", urlb64, 50, 400, 0.98),
 		anchorSpec{typ: "sendgrid_api_key", prefix: "SG.", body: urlb64 + ".", min: 66, max: 66,
 			re: `SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`, conf: 0.97},
-		a("mailgun_api_key", "key-", hexl, 32, 32, 0.75),
+		anchorSpec{typ: "mailgun_api_key", prefix: "key-", body: hexl, min: 32, max: 32, conf: 0.85, check: contextCheck(200, "mailgun", "mg_api", "mg-api")},
 		a("shopify_access_token", "shpat_", "a-fA-F0-9", 32, 32, 0.97),
 		a("shopify_custom_app_token", "shpca_", "a-fA-F0-9", 32, 32, 0.97),
 		a("shopify_private_app_token", "shppa_", "a-fA-F0-9", 32, 32, 0.97),

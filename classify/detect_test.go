@@ -103,6 +103,8 @@ func TestDetectTable(t *testing.T) {
 		{"fail/pem_header_only", "-----BEGIN RSA PRIVATE KEY-----", nil, false},
 		{"fail/cpp_scope", "std::vector<Dec::Add> x;", nil, false},
 		{"fail/mac", "00:1A:2B:3C:4D:5E", nil, false},
+		{"fail/mailgun_without_context", "cache key-9e107d9d372bb6826bd81d3542a419d6", nil, false},
+		{"ok/mailgun_with_context", "MAILGUN_KEY=key-9e107d9d372bb6826bd81d3542a419d6", []string{"mailgun_api_key"}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -93,7 +93,7 @@ func TestPythonRequests(t *testing.T) {
 		t.Fatalf("python result %q: %v", out, err)
 	}
 	e := in.events(t, 1)[0]
-	if e.Provider != "anthropic" || e.Model != "claude-sonnet-4-5" || e.Response.Tokens.Input != mockllm.UsageInput {
+	if e.Provider != "anthropic" || e.Model != "claude-sonnet-4-5" || e.Response.Tokens.Input != mockllm.UsageInput+mockllm.UsageCached || e.Response.Tokens.Cached != mockllm.UsageCached {
 		t.Fatalf("event %+v %+v", e, e.Response)
 	}
 }

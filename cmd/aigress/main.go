@@ -1,5 +1,3 @@
-// Command aigress is the AI egress gateway: an intercepting proxy for AI
-// traffic, a DNS sensor, a passive sensor, and the tools around them.
 package main
 
 import (

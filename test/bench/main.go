@@ -71,11 +71,10 @@ func run() error {
 		return err
 	}
 	// aigress, real binary, no prompt logging, default policy.
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nupstream_ca: %s\nlog: {level: warn}\nresolve: {\"api.openai.com:443\": %q}\n", mockCA, mock.Addr())
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nupstream_ca: %s\nlog: {level: info}\nresolve: {\"api.openai.com:443\": %q}\n", mockCA, mock.Addr())
 	cfgFile := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfgFile, []byte(cfg), 0o600)
 	cmd := exec.Command(*bin, "run", "--config", cfgFile, "--data-dir", dir, "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "AIGRESS_LOG_LEVEL=info")
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -93,8 +92,6 @@ func run() error {
 			}
 		}
 	}()
-	// aigress logs at warn, so ask for the listening line via info: run
-	// with the config's level but parse the first line printed.
 	var aigressAddr string
 	select {
 	case aigressAddr = <-addrc:
