@@ -303,9 +303,17 @@ func (s *Store) run() {
 	}
 }
 
-// fill adds queued events to batch without waiting, up to BatchSize. It
+// fill adds queued events to batch, up to BatchSize, lingering up to
+// storeLinger for more: one transaction per burst instead of one per event
+// at moderate rates (a commit costs as much as dozens of inserts). It
 // reports false once the queue is closed and drained.
 func (s *Store) fill(batch *[]*Event) bool {
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for len(*batch) < s.opts.BatchSize {
 		select {
 		case e, ok := <-s.ch:
@@ -313,12 +321,28 @@ func (s *Store) fill(batch *[]*Event) bool {
 				return false
 			}
 			*batch = append(*batch, e)
+			continue
 		default:
+		}
+		if linger == nil {
+			linger = time.NewTimer(storeLinger)
+		}
+		select {
+		case e, ok := <-s.ch:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, e)
+		case <-linger.C:
 			return true
 		}
 	}
 	return true
 }
+
+// storeLinger bounds how long an event waits for company before its batch
+// is written.
+const storeLinger = 10 * time.Millisecond
 
 const insertEvent = `INSERT OR IGNORE INTO events (id, time_ms, kind, client_ip, user, provider, service, category,
 	endpoint, model, dest_host, action, rule, tokens_in, tokens_out, req_bytes, resp_bytes, status, key_fp, corporate,

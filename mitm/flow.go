@@ -177,7 +177,9 @@ type ConnectVerdict struct {
 // StreamFilter sees the response body chunk by chunk. Chunk returns the
 // bytes to forward now: a filter may hold bytes back, but only within a
 // bounded window it owns, and must return them from End at the latest.
-// Filters that only observe return p unchanged.
+// Filters that only observe return p unchanged, and should say so with a
+// method PreservesBody() bool returning true: the response then keeps its
+// Content-Length instead of being re-chunked.
 type StreamFilter interface {
 	Chunk(p []byte) []byte
 	End() []byte

@@ -508,7 +508,7 @@ func (p *Proxy) shortCircuit(f *Flow, resp *http.Response) *http.Response {
 	if resp.Body == nil {
 		resp.Body = http.NoBody
 	}
-	resp.Body = &closeHook{ReadCloser: resp.Body, fn: func() { p.finish(f) }}
+	resp.Body = &flowBody{src: resp.Body, f: f, p: p}
 	return resp
 }
 
@@ -531,7 +531,12 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		p.log.WithFields(logrus.Fields{"event_id": f.ID, "host": f.Dest.Host, "code": code}).Warnf("upstream failed: %v", err)
 		resp = errorResponse(req, http.StatusBadGateway, code, "aigress could not reach "+f.Dest.Host+": "+code, f.ID)
 	}
-	resp.Body = &closeHook{ReadCloser: resp.Body, fn: func() { p.finish(f) }}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// goproxy relays WebSockets through the body's io.ReadWriter: keep
+		// it as is. The flow ends at the upgrade (handleResponse).
+		return resp, nil
+	}
+	resp.Body = &flowBody{src: resp.Body, f: f, p: p}
 	return resp, nil
 }
 
@@ -559,25 +564,28 @@ func (p *Proxy) handleResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http
 			p.pipe.runResponse(f)
 		}()
 	}
-	if len(f.filters) > 0 {
+	if changesLength(f.filters) {
 		// Filters change the body: its length is no longer known.
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}
-	resp.Body = &flowBody{src: resp.Body, f: f, p: p}
+	// The body was wrapped by roundTrip or shortCircuit: leaving the same
+	// body in place lets goproxy keep a known Content-Length instead of
+	// re-chunking every response.
+	if _, ok := resp.Body.(*flowBody); !ok && resp.Body != nil {
+		resp.Body = &flowBody{src: resp.Body, f: f, p: p}
+	}
 	return resp
 }
 
-type closeHook struct {
-	io.ReadCloser
-	once sync.Once
-	fn   func()
-}
-
-func (c *closeHook) Close() error {
-	err := c.ReadCloser.Close()
-	c.once.Do(c.fn)
-	return err
+// changesLength reports whether any filter may change the body's bytes.
+func changesLength(fs []StreamFilter) bool {
+	for _, s := range fs {
+		if o, ok := s.(interface{ PreservesBody() bool }); !ok || !o.PreservesBody() {
+			return true
+		}
+	}
+	return false
 }
 
 // flowBody streams the response body through the flow's filters, counts
@@ -671,9 +679,17 @@ func (b *flowBody) endFilters() []byte {
 	return out
 }
 
+// bodyless responses are closed without being read, and that is no error.
+func bodyless(f *Flow) bool {
+	if f.In != nil && f.In.Method == http.MethodHead {
+		return true
+	}
+	return f.Status == http.StatusNoContent || f.Status == http.StatusNotModified || (f.Status >= 100 && f.Status < 200)
+}
+
 func (b *flowBody) Close() error {
 	err := b.src.Close()
-	if !b.eof && b.f.Err == nil {
+	if !b.eof && b.f.Err == nil && !bodyless(b.f) {
 		b.f.Err = errors.New("mitm: client closed before the response ended")
 	}
 	b.p.finish(b.f)

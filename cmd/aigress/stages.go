@@ -306,6 +306,9 @@ type usageObserver struct {
 
 const maxObservedBody = 4 << 20
 
+// PreservesBody: the observer never changes a byte.
+func (u *usageObserver) PreservesBody() bool { return true }
+
 func (u *usageObserver) Chunk(p []byte) []byte {
 	if u.dec != nil {
 		_, _ = u.dec.Write(p)

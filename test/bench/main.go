@@ -36,10 +36,33 @@ var (
 	clients  = flag.Int("clients", 20, "keep-alive clients for the throughput test")
 	duration = flag.Duration("duration", 3*time.Second, "time per throughput measurement")
 	rounds   = flag.Int("rounds", 3, "interleaved rounds (medians are reported)")
+	extraCfg = flag.String("config-extra", "", "YAML appended to aigress's bench config (for experiments)")
+	profile  = flag.String("cpuprofile", "", "write a CPU profile of aigress during its first throughput run to this file")
+)
+
+var (
+	serveBare = flag.Bool("serve-bare", false, "internal: run the bare goproxy MITM in this process and print its address")
+	bareCA    = flag.String("bare-ca-dir", "", "internal: CA directory for -serve-bare")
+	bareMock  = flag.String("bare-mock", "", "internal: mock address for -serve-bare")
+	bareRoots = flag.String("bare-roots", "", "internal: mock CA file for -serve-bare")
 )
 
 func main() {
 	flag.Parse()
+	if *serveBare {
+		ca, err := certs.LoadDir(*bareCA)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		addr, err := startBareGoproxy(ca, *bareMock, *bareRoots)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(addr)
+		select {}
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -72,6 +95,10 @@ func run() error {
 	}
 	// aigress, real binary, no prompt logging, default policy.
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nupstream_ca: %s\nlog: {level: info}\nresolve: {\"api.openai.com:443\": %q}\n", mockCA, mock.Addr())
+	cfg += *extraCfg
+	if *profile != "" {
+		cfg += "metrics_listen: 127.0.0.1:18999\ndebug_pprof: true\n"
+	}
 	cfgFile := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfgFile, []byte(cfg), 0o600)
 	cmd := exec.Command(*bin, "run", "--config", cfgFile, "--data-dir", dir, "--listen", "127.0.0.1:0")
@@ -111,10 +138,27 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	bare, err := startBareGoproxy(ca, mock.Addr(), mockCA)
+	// The bare goproxy runs in its own process, like aigress, so both pay
+	// the same cross-process hops on this 2-core machine.
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	bareCmd := exec.Command(self, "-serve-bare", "-bare-ca-dir", dir, "-bare-mock", mock.Addr(), "-bare-roots", mockCA)
+	bareCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	bareOut, err := bareCmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := bareCmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = bareCmd.Process.Kill(); _ = bareCmd.Wait() }()
+	line, err := bufio.NewReader(bareOut).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("bare goproxy: %w", err)
+	}
+	bare := strings.TrimSpace(line)
 
 	body := chatRequest()
 	targets := []struct {
@@ -125,7 +169,13 @@ func run() error {
 	lat := map[string][][]time.Duration{}
 	for r := 0; r < *rounds; r++ {
 		for _, tg := range targets {
+			if tg.name == "aigress" && r == 0 && *profile != "" {
+				go saveProfile(*profile)
+			}
 			rps[tg.name] = append(rps[tg.name], throughput(tg.proxy, pool, mock.Addr(), body))
+			if tg.name == "aigress" && r == 0 && *profile != "" {
+				go saveTrace(*profile + ".trace")
+			}
 			lat[tg.name] = append(lat[tg.name], latencies(tg.proxy, pool, mock.Addr(), body, 300))
 		}
 	}
@@ -308,4 +358,37 @@ func startBareGoproxy(ca *certs.CA, mockAddr, mockCA string) (string, error) {
 	}
 	go func() { _ = http.Serve(l, gp) }()
 	return l.Addr().String(), nil
+}
+
+func saveProfile(path string) {
+	secs := int(duration.Seconds())
+	if secs < 1 {
+		secs = 1
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:18999/debug/pprof/profile?seconds=%d", secs))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
+func saveTrace(path string) {
+	resp, err := http.Get("http://127.0.0.1:18999/debug/pprof/trace?seconds=1")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
