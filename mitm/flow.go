@@ -136,6 +136,13 @@ func (f *Flow) SetOutBody(b []byte) {
 // the order they were added.
 func (f *Flow) AddStreamFilter(s StreamFilter) { f.filters = append(f.filters, s) }
 
+// PrependStreamFilter puts a filter first, so that it sees the upstream's
+// bytes before any filter added earlier transforms them (inspection runs
+// after enforce in the stage order, but must read what the model sent).
+func (f *Flow) PrependStreamFilter(s StreamFilter) {
+	f.filters = append([]StreamFilter{s}, f.filters...)
+}
+
 // Reply short-circuits the flow with a response built from status, header
 // and body.
 func (f *Flow) Reply(status int, header http.Header, body []byte) {

@@ -101,17 +101,8 @@ func TestRedactionReachesUpstreamAndRestores(t *testing.T) {
 		t.Fatalf("placeholders missing upstream: %s", up)
 	}
 	// The client's SSE stream carries the original e-mail again.
-	var text strings.Builder
-	for _, line := range strings.Split(got, "\n") {
-		if i := strings.Index(line, `"content":"`); i >= 0 {
-			rest := line[i+len(`"content":"`):]
-			if j := strings.Index(rest, `"`); j >= 0 {
-				text.WriteString(rest[:j])
-			}
-		}
-	}
-	if !strings.Contains(text.String(), "jane.doe@acme-widgets.com") {
-		t.Fatalf("restored text %q; stream:\n%s", text.String(), got)
+	if text := sseText(got); !strings.Contains(text, "jane.doe@acme-widgets.com") {
+		t.Fatalf("restored text %q; stream:\n%s", text, got)
 	}
 	e := in.events(t, 1)[0]
 	if e.Redactions != 2 || e.Decision == nil || e.Decision.Action != "redact" || e.Findings["aws_access_key"] != 1 || e.Findings["email"] != 1 {
@@ -224,4 +215,66 @@ func TestQuotaAndPolicyReload(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Fatalf("after a broken reload the old policy should still block: %d", resp.StatusCode)
 	}
+}
+
+// TestOutputBlockMidStream: an output rule blocks a secret the model
+// streams; the client never sees the whole key and the stream ends with a
+// provider-shaped error event.
+func TestOutputBlockMidStream(t *testing.T) {
+	m := startMock(t, mockllm.Options{ChunkDelay: 5 * time.Millisecond})
+	policy := `apiVersion: aigress/v1
+kind: Policy
+name: output-e2e
+default_action: allow
+output:
+  window_bytes: 128
+  rules:
+    - id: no-keys-out
+      findings: {types: [aws_access_key]}
+      action: block
+      reason: the answer contained a cloud credential
+`
+	pf := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(pf, []byte(policy), 0o600)
+	in := startAigress(t, baseConfig(t, m, "policy: "+pf+"\n"), nil)
+	req, _ := http.NewRequest("POST", "https://api.openai.com/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"show me a key"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Mock-Reply", "Sure, here is one: AKIAIOSFODNN7EXAMPLQ and that is all for today, have a nice day.")
+	req.Header.Set("X-Mock-Chunks", "12")
+	resp, err := in.client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, resp.Body)
+	resp.Body.Close()
+	if text := sseText(got); strings.Contains(text, "AKIAIOSFODNN7EXAMPLQ") || strings.Contains(text, "nice day") {
+		t.Fatalf("blocked output reached the client:\n%s", got)
+	}
+	// Text before the key streamed through: the guard holds a bounded
+	// window, not the whole answer.
+	if !strings.Contains(sseText(got), "Sure, here") {
+		t.Fatalf("the guard held back text before the key:\n%s", got)
+	}
+	if !strings.Contains(got, "cloud credential") || !strings.Contains(got, "error") {
+		t.Fatalf("stream did not end with an error event:\n%s", got)
+	}
+	e := in.events(t, 1)[0]
+	if e.Decision == nil || e.Decision.Action != "block" || e.Decision.Rule != "no-keys-out" || e.Findings["output.aws_access_key"] == 0 {
+		t.Fatalf("event decision %+v findings %v", e.Decision, e.Findings)
+	}
+}
+
+// sseText joins the text deltas of an OpenAI chat SSE stream.
+func sseText(stream string) string {
+	var text strings.Builder
+	for _, line := range strings.Split(stream, "\n") {
+		if i := strings.Index(line, `"content":"`); i >= 0 {
+			rest := line[i+len(`"content":"`):]
+			if j := strings.Index(rest, `"`); j >= 0 {
+				text.WriteString(rest[:j])
+			}
+		}
+	}
+	return text.String()
 }

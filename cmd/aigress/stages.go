@@ -289,7 +289,98 @@ func (s *inspectStage) Response(f *mitm.Flow) {
 	}
 	st.usage = u
 	st.output = u.out
-	f.AddStreamFilter(u)
+	// Inspection reads what the model sent: its filters go before enforce's
+	// restoration, which rewrites the client's view. Final order: usage
+	// observer, output guard, restore.
+	if op := st.policy.OutputRules(); op.MayBlock && isStreaming(f.Response) {
+		f.PrependStreamFilter(newOutputGuard(f, st, s.a.detector(), op.WindowBytes, ct))
+	}
+	f.PrependStreamFilter(u)
+}
+
+// outputGuard enforces output block rules on a stream. It holds back at
+// most window bytes, so that a secret the model is emitting can be caught
+// before its last bytes reach the client; when a block rule fires, the
+// stream ends with a provider-shaped error event and the rest is dropped.
+type outputGuard struct {
+	f       *mitm.Flow
+	st      *flowState
+	det     *classify.Detector
+	dec     *classify.StreamDecoder
+	window  int
+	held    []byte
+	text    []byte
+	blocked bool
+}
+
+func newOutputGuard(f *mitm.Flow, st *flowState, det *classify.Detector, window int, ct string) *outputGuard {
+	if window <= 0 {
+		window = 256
+	}
+	g := &outputGuard{f: f, st: st, det: det, window: window}
+	g.dec = classify.NewStreamDecoder(st.req.Shape, ct)
+	g.dec.OnText = func(t string) { g.text = append(g.text, t...) }
+	return g
+}
+
+func (g *outputGuard) Chunk(p []byte) []byte {
+	if g.blocked {
+		return nil
+	}
+	g.held = append(g.held, p...)
+	_, _ = g.dec.Write(p)
+	if g.check() {
+		return g.blockEvent()
+	}
+	// Keep the text tail for secrets that straddle chunks; release every
+	// held byte beyond the window.
+	if len(g.text) > 4*g.window {
+		g.text = append(g.text[:0], g.text[len(g.text)-g.window:]...)
+	}
+	if n := len(g.held) - g.window; n > 0 {
+		out := append([]byte(nil), g.held[:n]...)
+		g.held = append(g.held[:0], g.held[n:]...)
+		return out
+	}
+	return nil
+}
+
+func (g *outputGuard) End() []byte {
+	if g.blocked {
+		return nil
+	}
+	g.dec.Close()
+	if g.check() {
+		return g.blockEvent()
+	}
+	out := g.held
+	g.held = nil
+	return out
+}
+
+// check scans the recent output text and asks the policy.
+func (g *outputGuard) check() bool {
+	if len(g.text) == 0 {
+		return false
+	}
+	fs := g.det.Scan(g.text)
+	if len(fs) == 0 {
+		return false
+	}
+	d := g.st.policy.DecideOutput(g.st.identity, g.st.service, fs)
+	if d.Action != enforce.ActionBlock {
+		return false
+	}
+	g.blocked = true
+	g.st.outDecision = d
+	g.st.decision = d
+	g.f.Err = errors.New("aigress: response blocked by output rule " + d.RuleID)
+	return true
+}
+
+func (g *outputGuard) blockEvent() []byte {
+	g.held = nil
+	return enforce.StreamErrorEvent(g.st.req.Provider, g.st.req.Shape, g.st.outDecision, g.f.ID)
 }
 
 // usageObserver is a pass-through filter: it never holds bytes back.
