@@ -22,12 +22,23 @@ package classify
 //   - ClientHellos larger than one packet are common now (post-quantum key
 //     shares make Go's and Chrome's ClientHello > 1200 bytes), so
 //     QUICAssembler reassembles CRYPTO data by offset across packets and
-//     datagrams of one flow, keyed by the caller's flow string (typically
-//     the client address) plus the DCID. Memory is bounded: maxFlows flows
-//     (least recently used evicted), 80 KiB of CRYPTO data and 256 pieces
-//     per flow, and 16 MiB in total. A completed flow keeps a tiny "done"
-//     marker so that retransmissions do not report the same hello twice.
-//     QUICAssembler is safe for concurrent use.
+//     datagrams of one flow, keyed by the caller's flow string only
+//     (typically client and server address). Within a flow, connections are
+//     named by the client's original DCID. A client that receives the
+//     server's first Initial before it has sent its whole ClientHello sends
+//     the rest to the server's new connection ID, still protected with the
+//     original DCID's keys (RFC 9001 5.2; about 7% of real quic-go
+//     captures), so the flow caches the keys of connections in progress and
+//     tries them for packets whose DCID names no known connection, before
+//     deriving keys from the packet's own DCID (a new connection on the same
+//     socket). Reported connections keep only version and original DCID;
+//     their keys are re-derived if a late packet needs them. Memory is
+//     bounded: maxFlows flows (least recently used evicted), 4 connections
+//     per flow, 80 KiB of CRYPTO data and 256 pieces per connection, and
+//     16 MiB in total (cached keys count 2 KiB each). A completed connection
+//     keeps a tiny "done" marker so that retransmissions do not report the
+//     same hello twice. Decryption runs outside the lock. QUICAssembler is
+//     safe for concurrent use.
 
 import (
 	"bytes"
@@ -52,6 +63,10 @@ const (
 // ErrNotQUICInitial means the datagram does not start with a client Initial
 // packet of a supported QUIC version.
 var ErrNotQUICInitial = errors.New("classify: not a QUIC Initial packet")
+
+// errQUICOpen means the packet protection did not verify with the keys
+// tried: other keys (the original DCID's) may still open it.
+var errQUICOpen = errors.New("decrypt Initial")
 
 var (
 	quicSaltV1 = []byte{0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,
@@ -268,7 +283,7 @@ func openInitial(k *quicKeys, pkt []byte, h longHeader) ([]byte, error) {
 	// Decrypt into the spare capacity after hdr, one allocation per packet.
 	pt, err := k.aead.Open(hdr[hdrLen:hdrLen], nonce[:], ct, hdr)
 	if err != nil {
-		return nil, errQUIC("decrypt Initial: %w", err)
+		return nil, fmt.Errorf("classify: quic: %w: %v", errQUICOpen, err)
 	}
 	if first&0x0c != 0 {
 		return nil, errQUIC("reserved header bits set")
@@ -345,33 +360,34 @@ func parseInitialFrames(p []byte, out []CryptoFrame) ([]CryptoFrame, error) {
 	return out, nil
 }
 
-// ParseQUICInitial decrypts the client Initial packet(s) at the start of a
-// UDP datagram and returns their CRYPTO frames. The datagram is not
-// modified; the returned frames do not alias it.
-func ParseQUICInitial(datagram []byte) (QUICInitial, error) {
-	var res QUICInitial
+// initialHeader parses the first long header of a datagram and checks that
+// it is a client Initial packet with a destination connection ID.
+func initialHeader(datagram []byte) (longHeader, error) {
 	h, err := parseLongHeader(datagram)
 	if err != nil {
-		return res, err
+		return h, err
 	}
 	if h.typ != quicTypeInitial {
-		return res, fmt.Errorf("%w: long header type %d", ErrNotQUICInitial, h.typ)
+		return h, fmt.Errorf("%w: long header type %d", ErrNotQUICInitial, h.typ)
 	}
 	if len(h.dcid) == 0 {
-		return res, errQUIC("empty destination connection ID")
+		return h, errQUIC("empty destination connection ID")
 	}
-	k, err := newQUICKeys(h.version, h.dcid)
-	if err != nil {
-		return res, err
-	}
+	return h, nil
+}
+
+// readInitial decrypts the Initial packet described by h and the Initial
+// packets coalesced after it (same version and DCID) with k and returns
+// their CRYPTO frames. An error wrapping errQUICOpen means k does not open
+// the first packet.
+func readInitial(k *quicKeys, datagram []byte, h longHeader) ([]CryptoFrame, error) {
 	pt, err := openInitial(k, datagram, h)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	res.Version = h.version
-	res.DCID = append([]byte(nil), h.dcid...)
-	if res.Crypto, err = parseInitialFrames(pt, nil); err != nil {
-		return QUICInitial{}, err
+	frames, err := parseInitialFrames(pt, nil)
+	if err != nil {
+		return nil, err
 	}
 	// Coalesced packets.
 	for rest := datagram[h.end:]; len(rest) > 0 && rest[0]&0x80 != 0; {
@@ -381,14 +397,36 @@ func ParseQUICInitial(datagram []byte) (QUICInitial, error) {
 		}
 		if nh.typ == quicTypeInitial {
 			if pt, err := openInitial(k, rest, nh); err == nil {
-				if frames, err := parseInitialFrames(pt, res.Crypto); err == nil {
-					res.Crypto = frames
+				if more, err := parseInitialFrames(pt, frames); err == nil {
+					frames = more
 				}
 			}
 		}
 		rest = rest[nh.end:]
 	}
-	return res, nil
+	return frames, nil
+}
+
+// ParseQUICInitial decrypts the client Initial packet(s) at the start of a
+// UDP datagram and returns their CRYPTO frames. The datagram is not
+// modified; the returned frames do not alias it. Keys are derived from the
+// datagram's own DCID: packets a client sends after switching to the
+// server's connection ID need QUICAssembler, which remembers the original
+// DCID's keys.
+func ParseQUICInitial(datagram []byte) (QUICInitial, error) {
+	h, err := initialHeader(datagram)
+	if err != nil {
+		return QUICInitial{}, err
+	}
+	k, err := newQUICKeys(h.version, h.dcid)
+	if err != nil {
+		return QUICInitial{}, err
+	}
+	frames, err := readInitial(k, datagram, h)
+	if err != nil {
+		return QUICInitial{}, err
+	}
+	return QUICInitial{Version: h.version, DCID: append([]byte(nil), h.dcid...), Crypto: frames}, nil
 }
 
 // Bounds of the QUIC assembler.
@@ -397,6 +435,12 @@ const (
 	quicMaxFlowPieces  = 256
 	quicMaxTotalBytes  = 16 << 20
 	quicDefaultMaxFlow = 4096
+	// quicMaxConns is how many connections (original DCIDs) one flow
+	// remembers; a client may open several from one socket.
+	quicMaxConns = 4
+	// quicKeysCost is what the cached keys of a connection in progress
+	// count against quicMaxTotalBytes (measured: about 2 KiB retained).
+	quicKeysCost = 2 << 10
 )
 
 // QUICAssembler rebuilds ClientHellos that span several QUIC Initial
@@ -409,11 +453,29 @@ type QUICAssembler struct {
 	lru      *list.List // front = most recently used; values are *quicFlow
 }
 
+// quicFlow is the state of one caller flow: the connections seen on it.
 type quicFlow struct {
-	key    string
-	done   bool
-	bytes  int
-	pieces []CryptoFrame // sorted by Offset
+	key   string
+	conns []*quicConn // oldest first, at most quicMaxConns
+}
+
+// quicConn is one QUIC connection of a flow, named by the client's
+// original DCID, whose keys protect all its Initial packets (RFC 9001 5.2)
+// even after the client switched to the server's connection ID.
+type quicConn struct {
+	version uint32
+	odcid   string
+	keys    *quicKeys // nil once done: re-derived from odcid if needed
+	done    bool
+	bytes   int
+	pieces  []CryptoFrame // sorted by Offset
+}
+
+// quicCand is a connection's identity and keys, copied out of the lock.
+type quicCand struct {
+	version uint32
+	odcid   string
+	keys    *quicKeys
 }
 
 // NewQUICAssembler returns an assembler that tracks at most maxFlows flows
@@ -425,58 +487,136 @@ func NewQUICAssembler(maxFlows int) *QUICAssembler {
 	return &QUICAssembler{maxFlows: maxFlows, flows: make(map[string]*list.Element), lru: list.New()}
 }
 
-// Add feeds one UDP datagram sent by the client identified by flow (for
-// example its address). It returns the ClientHello and true once the
-// CRYPTO stream of that flow and DCID holds a complete ClientHello, and
-// (zero, false, nil) while more is needed or after it was already
-// reported. Datagrams that are not client Initial packets return an error
-// and leave the state unchanged.
+// Add feeds one UDP datagram sent by the client on flow (for example
+// "client addr>server addr"; it need not include the DCID). It returns the
+// ClientHello and true once the CRYPTO stream of that flow's connection
+// holds a complete ClientHello, and (zero, false, nil) while more is needed
+// or after it was already reported. A connection is named by its original
+// DCID: later Initial packets the client addresses to the server's
+// connection ID are opened with the original DCID's keys remembered for the
+// flow. Datagrams that are not client Initial packets return an error and
+// leave the state unchanged.
 func (a *QUICAssembler) Add(flow string, datagram []byte) (ClientHello, bool, error) {
-	ini, err := ParseQUICInitial(datagram)
+	h, err := initialHeader(datagram)
 	if err != nil {
 		return ClientHello{}, false, err
 	}
-	key := flow + "\x00" + string(ini.DCID)
+	a.mu.Lock()
+	cands := a.candidates(flow)
+	a.mu.Unlock()
+	// Decrypt outside the lock; keys are immutable once derived.
+	frames, odcid, keys, err := openWithCandidates(datagram, h, cands)
+	if err != nil {
+		return ClientHello{}, false, err
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := a.get(key)
-	if f.done {
+	f := a.get(flow)
+	c := a.conn(f, h.version, odcid, keys)
+	if c.done {
 		return ClientHello{}, false, nil
 	}
-	for _, c := range ini.Crypto {
-		if len(c.Data) == 0 {
+	for _, fr := range frames {
+		if len(fr.Data) == 0 {
 			continue
 		}
-		if f.bytes+len(c.Data) > quicMaxFlowBytes || len(f.pieces) >= quicMaxFlowPieces {
-			a.finish(f)
+		if c.bytes+len(fr.Data) > quicMaxFlowBytes || len(c.pieces) >= quicMaxFlowPieces {
+			a.finish(c)
 			return ClientHello{}, false, errQUIC("flow exceeds %d bytes or %d CRYPTO pieces", quicMaxFlowBytes, quicMaxFlowPieces)
 		}
-		i := sort.Search(len(f.pieces), func(i int) bool { return f.pieces[i].Offset > c.Offset })
-		f.pieces = append(f.pieces, CryptoFrame{})
-		copy(f.pieces[i+1:], f.pieces[i:])
-		f.pieces[i] = c
-		f.bytes += len(c.Data)
-		a.total += len(c.Data)
+		i := sort.Search(len(c.pieces), func(i int) bool { return c.pieces[i].Offset > fr.Offset })
+		c.pieces = append(c.pieces, CryptoFrame{})
+		copy(c.pieces[i+1:], c.pieces[i:])
+		c.pieces[i] = fr
+		c.bytes += len(fr.Data)
+		a.total += len(fr.Data)
 	}
 	a.evict()
-	if f.done { // evicted itself to stay within the total budget
+	if c.done { // evicted itself to stay within the total budget
 		return ClientHello{}, false, nil
 	}
-	msg, err := f.message()
+	msg, err := c.message()
 	if err != nil {
-		a.finish(f)
+		a.finish(c)
 		return ClientHello{}, false, err
 	}
 	if msg == nil {
 		return ClientHello{}, false, nil
 	}
-	a.finish(f)
+	a.finish(c)
 	ch, err := parseClientHelloMsg(msg)
 	if err != nil {
 		return ClientHello{}, false, err
 	}
 	return ch, true, nil
+}
+
+// candidates returns the connections of flow, newest first, without
+// creating the flow. Caller holds a.mu.
+func (a *QUICAssembler) candidates(flow string) []quicCand {
+	e, ok := a.flows[flow]
+	if !ok {
+		return nil
+	}
+	f := e.Value.(*quicFlow)
+	out := make([]quicCand, 0, len(f.conns))
+	for i := len(f.conns) - 1; i >= 0; i-- {
+		c := f.conns[i]
+		out = append(out, quicCand{version: c.version, odcid: c.odcid, keys: c.keys})
+	}
+	return out
+}
+
+// openWithCandidates decrypts the datagram's client Initial packets and
+// returns their CRYPTO frames, the original DCID of their connection and
+// its keys. It tries, in order: the connection whose original DCID is the
+// packet's DCID; the cached keys of the flow's connections in progress
+// (the client switched to the server's connection ID); keys derived from
+// the packet's own DCID (a new connection); keys re-derived for the flow's
+// finished connections (a late packet of a reported hello).
+func openWithCandidates(dg []byte, h longHeader, cands []quicCand) ([]CryptoFrame, string, *quicKeys, error) {
+	dcid := string(h.dcid)
+	try := func(c quicCand) ([]CryptoFrame, *quicKeys, error) {
+		k := c.keys
+		if k == nil {
+			var err error
+			if k, err = newQUICKeys(c.version, []byte(c.odcid)); err != nil {
+				return nil, nil, err
+			}
+		}
+		frames, err := readInitial(k, dg, h)
+		return frames, k, err
+	}
+	for _, c := range cands {
+		if c.version == h.version && c.odcid == dcid {
+			frames, k, err := try(c)
+			return frames, dcid, k, err
+		}
+	}
+	for _, c := range cands {
+		if c.version != h.version || c.keys == nil {
+			continue
+		}
+		frames, k, err := try(c)
+		if err == nil || !errors.Is(err, errQUICOpen) {
+			return frames, c.odcid, k, err
+		}
+	}
+	frames, k, ownErr := try(quicCand{version: h.version, odcid: dcid})
+	if ownErr == nil || !errors.Is(ownErr, errQUICOpen) {
+		return frames, dcid, k, ownErr
+	}
+	for _, c := range cands {
+		if c.version != h.version || c.keys != nil {
+			continue
+		}
+		frames, k, err := try(c)
+		if err == nil || !errors.Is(err, errQUICOpen) {
+			return frames, c.odcid, k, err
+		}
+	}
+	return nil, "", nil, ownErr
 }
 
 // get returns the flow for key, creating it and marking it most recently
@@ -494,18 +634,42 @@ func (a *QUICAssembler) get(key string) *quicFlow {
 	return f
 }
 
+// conn returns the connection of f with the original DCID odcid, creating
+// it (with keys, dropping the oldest beyond quicMaxConns) when missing.
+// Caller holds a.mu.
+func (a *QUICAssembler) conn(f *quicFlow, version uint32, odcid string, keys *quicKeys) *quicConn {
+	for _, c := range f.conns {
+		if c.version == version && c.odcid == odcid {
+			return c
+		}
+	}
+	if len(f.conns) >= quicMaxConns {
+		a.finish(f.conns[0])
+		f.conns = append(f.conns[:0], f.conns[1:]...)
+	}
+	c := &quicConn{version: version, odcid: odcid, keys: keys}
+	a.total += quicKeysCost
+	f.conns = append(f.conns, c)
+	return c
+}
+
 func (a *QUICAssembler) remove(e *list.Element) {
 	f := e.Value.(*quicFlow)
-	a.total -= f.bytes
-	f.bytes, f.pieces, f.done = 0, nil, true
+	for _, c := range f.conns {
+		a.finish(c)
+	}
+	f.conns = nil
 	a.lru.Remove(e)
 	delete(a.flows, f.key)
 }
 
-// finish drops a flow's data and keeps a done marker.
-func (a *QUICAssembler) finish(f *quicFlow) {
-	a.total -= f.bytes
-	f.bytes, f.pieces, f.done = 0, nil, true
+// finish drops a connection's data and keys and keeps a done marker.
+func (a *QUICAssembler) finish(c *quicConn) {
+	if c.done {
+		return
+	}
+	a.total -= c.bytes + quicKeysCost
+	c.bytes, c.pieces, c.keys, c.done = 0, nil, nil, true
 }
 
 // evict removes least recently used flows while over the total budget.
@@ -523,7 +687,7 @@ func (a *QUICAssembler) Len() int {
 }
 
 // contiguous returns how many bytes from offset 0 are covered.
-func (f *quicFlow) contiguous() uint64 {
+func (f *quicConn) contiguous() uint64 {
 	var end uint64
 	for _, p := range f.pieces {
 		if p.Offset > end {
@@ -538,7 +702,7 @@ func (f *quicFlow) contiguous() uint64 {
 
 // fill copies stream bytes [0, len(dst)) from the pieces; the range must be
 // covered.
-func (f *quicFlow) fill(dst []byte) {
+func (f *quicConn) fill(dst []byte) {
 	n := uint64(len(dst))
 	for _, p := range f.pieces {
 		if p.Offset >= n {
@@ -550,7 +714,7 @@ func (f *quicFlow) fill(dst []byte) {
 
 // message returns the complete ClientHello handshake message, nil if more
 // data is needed, or an error if the stream cannot hold a ClientHello.
-func (f *quicFlow) message() ([]byte, error) {
+func (f *quicConn) message() ([]byte, error) {
 	c := f.contiguous()
 	if c < 4 {
 		return nil, nil

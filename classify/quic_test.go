@@ -3,15 +3,22 @@ package classify
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"net"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -477,6 +484,306 @@ func TestQUICAssemblerQuicGo(t *testing.T) {
 	}
 }
 
+// TestQUICAssemblerDCIDSwitch covers clients that address later Initial
+// packets to the server's connection ID while still protecting them with
+// the keys of their original DCID (RFC 9001 5.2).
+func TestQUICAssemblerDCIDSwitch(t *testing.T) {
+	hello := testHelloMsg("claude.ai", 3000)
+	odcidA, scidA := rfcDCID, quicHex("5300112233445566")
+	odcidB, scidB := quicHex("0a0b0c0d0e0f1011"), quicHex("77665544")
+	// pkt seals hello[off:end] into an Initial addressed to dcid under the
+	// keys of keyDCID.
+	pkt := func(version uint32, dcid, keyDCID []byte, pn uint64, off, end int) []byte {
+		return sealQUIC(t, quicPktSpec{version: version, dcid: dcid, keyDCID: keyDCID, pn: pn,
+			payload: quicCryptoFrame(uint64(off), hello[off:end])})
+	}
+	a1 := pkt(QUICVersion1, odcidA, nil, 0, 0, 1100)
+	a2 := pkt(QUICVersion1, scidA, odcidA, 1, 1100, 2200) // switched DCID, original keys
+	a3 := pkt(QUICVersion1, scidA, odcidA, 2, 2200, len(hello))
+	b1 := pkt(QUICVersion1, odcidB, nil, 0, 0, 1100)
+	b2 := pkt(QUICVersion1, scidB, odcidB, 1, 1100, 2200)
+	b3 := pkt(QUICVersion1, scidB, odcidB, 2, 2200, len(hello))
+	v1 := pkt(QUICVersion2, odcidA, nil, 0, 0, 1100)
+	v2 := pkt(QUICVersion2, scidA, odcidA, 1, 1100, len(hello))
+	cat := func(b ...[]byte) []byte { return bytes.Join(b, nil) }
+
+	const flow = "10.0.0.1:5555>192.0.2.1:443"
+	type step struct {
+		flow string // "" = flow
+		dg   []byte
+	}
+	tests := []struct {
+		name    string
+		steps   []step
+		done    []int // indexes of the datagrams that complete a hello
+		errAt   int   // index of the datagram that errors, -1 never
+		errText string
+	}{
+		{name: "ok/switch-after-first", steps: []step{{"", a1}, {"", a2}, {"", a3}}, done: []int{2}, errAt: -1},
+		{name: "ok/switched-out-of-order", steps: []step{{"", a1}, {"", a3}, {"", a2}}, done: []int{2}, errAt: -1},
+		{name: "ok/switched-coalesced", steps: []step{{"", a1}, {"", cat(a2, a3)}}, done: []int{1}, errAt: -1},
+		{name: "ok/v2", steps: []step{{"", v1}, {"", v2}}, done: []int{1}, errAt: -1},
+		{name: "ok/late-retransmits-after-done", steps: []step{{"", a1}, {"", a2}, {"", a3}, {"", a3}, {"", a2}, {"", a1}}, done: []int{2}, errAt: -1},
+		{name: "ok/two-connections-one-flow", steps: []step{{"", a1}, {"", a2}, {"", a3}, {"", b1}, {"", b2}, {"", b3}}, done: []int{2, 5}, errAt: -1},
+		{name: "ok/interleaved-connections", steps: []step{{"", a1}, {"", b1}, {"", b2}, {"", a2}, {"", a3}, {"", b3}}, done: []int{4, 5}, errAt: -1},
+		// After a Retry the client derives new keys from the new DCID and
+		// sends its hello again from offset 0: a new connection.
+		{name: "ok/retry-new-keys", steps: []step{{"", a1}, {"", pkt(QUICVersion1, scidA, nil, 0, 0, len(hello))}}, done: []int{1}, errAt: -1},
+		{name: "fail/switched-before-original", steps: []step{{"", a2}, {"", a1}, {"", a3}}, done: nil, errAt: 0, errText: "decrypt"},
+		{name: "fail/other-flow", steps: []step{{"", a1}, {"other", a2}, {"", a3}}, done: nil, errAt: 1, errText: "decrypt"},
+		{name: "fail/wrong-keys", steps: []step{{"", a1}, {"", pkt(QUICVersion1, scidA, odcidB, 1, 1100, 2200)}}, done: nil, errAt: 1, errText: "decrypt"},
+		{name: "fail/version-mismatch", steps: []step{{"", a1}, {"", v2}}, done: nil, errAt: 1, errText: "decrypt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := NewQUICAssembler(8)
+			for i, st := range tt.steps {
+				fl := flow
+				if st.flow != "" {
+					fl = st.flow
+				}
+				ch, ok, err := a.Add(fl, st.dg)
+				if i == tt.errAt {
+					if err == nil || !strings.Contains(err.Error(), tt.errText) {
+						t.Fatalf("datagram %d: err %v, want %q", i, err, tt.errText)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("datagram %d: %v", i, err)
+				}
+				if ok != slices.Contains(tt.done, i) {
+					t.Fatalf("datagram %d: ok=%v", i, ok)
+				}
+				if ok && ch.ServerName != "claude.ai" {
+					t.Fatalf("hello %+v", ch)
+				}
+			}
+			if a.total != 0 && len(tt.done) == 2 {
+				t.Fatalf("total %d after both hellos", a.total)
+			}
+		})
+	}
+}
+
+func TestQUICAssemblerConnsPerFlow(t *testing.T) {
+	hello := testHelloMsg("gemini.google.com", 2000)
+	a := NewQUICAssembler(4)
+	odcid := func(i int) []byte { return []byte{0xd0, byte(i), 1, 2, 3, 4, 5, 6} }
+	for i := range quicMaxConns + 1 {
+		if _, ok, err := a.Add("f", sealQUIC(t, quicPktSpec{dcid: odcid(i), payload: quicCryptoFrame(0, hello[:1000])})); ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if want := (quicMaxConns)*(1000+quicKeysCost) + 0; a.total != want {
+		t.Fatalf("total %d, want %d", a.total, want)
+	}
+	rest := func(i int) []byte {
+		return sealQUIC(t, quicPktSpec{dcid: quicHex("99999999"), keyDCID: odcid(i), pn: 1, payload: quicCryptoFrame(1000, hello[1000:])})
+	}
+	// The oldest connection was dropped: its keys are forgotten.
+	if _, _, err := a.Add("f", rest(0)); err == nil || !strings.Contains(err.Error(), "decrypt") {
+		t.Fatalf("dropped connection: %v", err)
+	}
+	for i := 1; i <= quicMaxConns; i++ {
+		if ch, ok, err := a.Add("f", rest(i)); !ok || err != nil || ch.ServerName != "gemini.google.com" {
+			t.Fatalf("connection %d: %v %v", i, ok, err)
+		}
+	}
+	if a.total != 0 || a.Len() != 1 {
+		t.Fatalf("total %d len %d", a.total, a.Len())
+	}
+}
+
+// recordingConn is a client socket that records every datagram it puts on
+// the wire, and can drop chosen ones (as the network would).
+type recordingConn struct {
+	net.PacketConn // not *net.UDPConn: quic-go would write with WriteMsgUDP
+	udp            *net.UDPConn
+	mu             sync.Mutex
+	sent           [][]byte
+	n              int
+	drop           func(n int) bool // n counts WriteTo calls since reset, from 0
+}
+
+func (c *recordingConn) reset(drop func(int) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent, c.n, c.drop = nil, 0, drop
+}
+
+func (c *recordingConn) datagrams() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.sent)
+}
+
+func (c *recordingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	c.mu.Lock()
+	n := c.n
+	c.n++
+	if c.drop != nil && c.drop(n) {
+		c.mu.Unlock()
+		return len(b), nil
+	}
+	c.sent = append(c.sent, slices.Clone(b))
+	c.mu.Unlock()
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+func (c *recordingConn) SetReadBuffer(n int) error  { return c.udp.SetReadBuffer(n) }
+func (c *recordingConn) SetWriteBuffer(n int) error { return c.udp.SetWriteBuffer(n) }
+
+// testQUICServerTLS is a self-signed certificate for name and a client
+// configuration that trusts it.
+func testQUICServerTLS(t *testing.T, name string) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: []string{"h3"}}
+	client = &tls.Config{ServerName: name, RootCAs: pool, NextProtos: []string{"h3"}}
+	return server, client
+}
+
+// TestQUICAssemblerQuicGoHandshakes runs real quic-go handshakes on
+// loopback, records what the client puts on the wire and checks that the
+// assembler recovers every SNI, including when the client sends the end of
+// its ClientHello to the server's connection ID. Losing the client's
+// second datagram forces that: the server acknowledges the first with its
+// own SCID, and the client retransmits the rest addressed to it.
+func TestQUICAssemblerQuicGoHandshakes(t *testing.T) {
+	const sni = "api.anthropic.com"
+	t.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	srvTLS, cliTLS := testQUICServerTLS(t, sni)
+	ln, err := quic.ListenAddr("127.0.0.1:0", srvTLS, &quic.Config{Versions: []quic.Version{quic.Version1, quic.Version2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			conn, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			go func() { <-conn.Context().Done() }()
+		}
+	}()
+	t.Cleanup(func() { cancel(); _ = ln.Close(); <-accepted })
+
+	tests := []struct {
+		name       string
+		shared     bool // one client socket (one flow) for every handshake
+		handshakes int
+	}{
+		{"ok/shared-socket", true, 30},
+		{"ok/socket-per-dial", false, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			newTransport := func() (*quic.Transport, *recordingConn) {
+				udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc := &recordingConn{PacketConn: udp, udp: udp}
+				tr := &quic.Transport{Conn: rc}
+				t.Cleanup(func() { _ = tr.Close(); _ = udp.Close() })
+				return tr, rc
+			}
+			var tr *quic.Transport
+			var rc *recordingConn
+			if tt.shared {
+				tr, rc = newTransport()
+			}
+			a := NewQUICAssembler(64)
+			switched := 0
+			var dropped atomic.Int32
+			for i := range tt.handshakes {
+				if !tt.shared {
+					tr, rc = newTransport()
+				}
+				forced := i%2 == 1
+				rc.reset(func(n int) bool {
+					if forced && n == 1 {
+						dropped.Add(1)
+						return true
+					}
+					return false
+				})
+				version := quic.Version1
+				if i%4 >= 2 {
+					version = quic.Version2
+				}
+				hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
+				conn, err := tr.Dial(hctx, ln.Addr(), cliTLS.Clone(), &quic.Config{Versions: []quic.Version{version}})
+				hcancel()
+				if err != nil {
+					t.Fatalf("handshake %d: %v", i, err)
+				}
+				_ = conn.CloseWithError(0, "")
+				<-conn.Context().Done()
+
+				flow := rc.LocalAddr().String() + ">" + ln.Addr().String()
+				var firstDCID []byte
+				found := 0
+				for j, dg := range rc.datagrams() {
+					h, herr := parseLongHeader(dg)
+					// The first Initial names the connection; a late
+					// Handshake packet of the previous one may precede it.
+					if herr == nil && h.typ == quicTypeInitial && firstDCID == nil {
+						firstDCID = slices.Clone(h.dcid)
+					}
+					// Handshake, 1-RTT and closing packets are not Initials:
+					// their errors are expected.
+					ch, ok, _ := a.Add(flow, dg)
+					if !ok {
+						continue
+					}
+					found++
+					if ch.ServerName != sni {
+						t.Fatalf("handshake %d: hello %+v", i, ch)
+					}
+					if !bytes.Equal(h.dcid, firstDCID) {
+						// Completed by a packet for the server's connection
+						// ID, which its own DCID's keys do not open.
+						switched++
+						if _, err := ParseQUICInitial(dg); err == nil {
+							t.Fatalf("handshake %d datagram %d: switched DCID %x opened with its own keys", i, j, h.dcid)
+						}
+					}
+				}
+				if found != 1 {
+					t.Fatalf("handshake %d (forced switch %v, %d datagrams): %d hellos, want 1", i, forced, len(rc.datagrams()), found)
+				}
+			}
+			t.Logf("%d handshakes, %d completed by a packet sent to the server's connection ID, %d datagrams dropped",
+				tt.handshakes, switched, dropped.Load())
+			if switched == 0 {
+				t.Fatal("no handshake reproduced the DCID switch")
+			}
+		})
+	}
+}
+
 // ---- fuzzing and benchmarks -------------------------------------------
 
 func FuzzParseQUICInitial(f *testing.F) {
@@ -498,33 +805,62 @@ func FuzzParseQUICInitial(f *testing.F) {
 	})
 }
 
+// quicAccounted recomputes what a.total should be.
+func quicAccounted(a *QUICAssembler) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for e := a.lru.Front(); e != nil; e = e.Next() {
+		for _, c := range e.Value.(*quicFlow).conns {
+			if !c.done {
+				n += c.bytes + quicKeysCost
+			}
+		}
+	}
+	return n
+}
+
 // FuzzQUICAssembler fuzzes reassembly: the input describes CRYPTO frames
 // (flow byte, 2-byte offset, 1-byte length, data) that are sealed into
 // valid Initial packets, because random bytes would never pass the AEAD.
+// Flow byte bits: 0-1 the flow, 4 addressed to the server's connection ID
+// (still under the original DCID's keys), 5 a second connection.
 func FuzzQUICAssembler(f *testing.F) {
 	enc := func(flow byte, off int, data []byte) []byte {
 		return append([]byte{flow, byte(off >> 8), byte(off), byte(len(data))}, data...)
 	}
 	hello := testHelloMsg("x.ai", 400)
-	var seed []byte
+	var seed, switched []byte
 	for off := 0; off < len(hello); off += 200 {
 		seed = append(seed, enc(0, off, hello[off:min(off+200, len(hello))])...)
+		fl := byte(0)
+		if off > 0 {
+			fl = 0x10
+		}
+		switched = append(switched, enc(fl, off, hello[off:min(off+200, len(hello))])...)
 	}
 	f.Add(seed)
+	f.Add(switched)
 	f.Add(enc(1, 0, []byte{1, 0, 0, 10, 3, 3}))
 	f.Add(enc(2, 65000, []byte{1, 2, 3}))
+	odcids := [][]byte{rfcDCID, quicHex("0a0b0c0d0e0f1011")}
+	scid := quicHex("53001122")
 	f.Fuzz(func(t *testing.T, in []byte) {
 		a := NewQUICAssembler(2)
 		for pn := uint64(0); len(in) >= 4 && pn < 64; pn++ {
 			flow, off, n := in[0], int(in[1])<<8|int(in[2]), int(in[3])
 			in = in[4:]
 			n = min(n, len(in))
-			dg := sealQUIC(t, quicPktSpec{pn: pn, payload: quicCryptoFrame(uint64(off), in[:n])})
+			s := quicPktSpec{pn: pn, dcid: odcids[flow>>5&1], payload: quicCryptoFrame(uint64(off), in[:n])}
+			if flow&0x10 != 0 {
+				s.keyDCID, s.dcid = s.dcid, scid
+			}
+			dg := sealQUIC(t, s)
 			in = in[n:]
 			_, _, _ = a.Add(string(rune('a'+flow%4)), dg)
 		}
-		if a.Len() > 2 || a.total < 0 || a.total > quicMaxTotalBytes {
-			t.Fatalf("bounds: len %d total %d", a.Len(), a.total)
+		if a.Len() > 2 || a.total < 0 || a.total > quicMaxTotalBytes || a.total != quicAccounted(a) {
+			t.Fatalf("bounds: len %d total %d accounted %d", a.Len(), a.total, quicAccounted(a))
 		}
 		_, _, _ = a.Add("raw", in)
 	})
