@@ -216,6 +216,7 @@ type Pipeline struct {
 	connect  []ConnectStage
 	request  []RequestStage
 	response []ResponseStage
+	ws       []WebSocketStage
 	done     []DoneStage
 }
 
@@ -231,6 +232,9 @@ func NewPipeline(stages ...any) *Pipeline {
 		}
 		if r, ok := s.(ResponseStage); ok {
 			p.response = append(p.response, r)
+		}
+		if w, ok := s.(WebSocketStage); ok {
+			p.ws = append(p.ws, w)
 		}
 		if d, ok := s.(DoneStage); ok {
 			p.done = append(p.done, d)
@@ -261,18 +265,6 @@ func (p *Pipeline) runResponse(f *Flow) {
 	for _, s := range p.response {
 		s.Response(f)
 	}
-}
-
-// finish runs the Done stages exactly once.
-func (p *Pipeline) finish(f *Flow) {
-	f.done.Do(func() {
-		if f.End.IsZero() {
-			f.End = time.Now()
-		}
-		for _, s := range p.done {
-			s.Done(f)
-		}
-	})
 }
 
 // Catalog lookups used by the default connect decision.

@@ -548,8 +548,16 @@ func (p *Proxy) handleResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http
 	f.Response = resp
 	f.Status = resp.StatusCode
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// WebSocket: goproxy relays the upgraded connection itself and
-		// needs the body's io.Writer; the flow ends at the upgrade.
+		// WebSocket: goproxy relays the upgraded connection through the
+		// body's io.ReadWriter. With WebSocket stages, a tap parses the
+		// frames both ways and the flow ends when the relay closes;
+		// otherwise it ends at the upgrade.
+		if len(p.pipe.ws) > 0 && f.Kind == KindIntercept {
+			if tap, ok := newWSTap(resp.Body, f, p); ok {
+				resp.Body = tap
+				return resp
+			}
+		}
 		p.finish(f)
 		return resp
 	}

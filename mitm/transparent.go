@@ -109,6 +109,10 @@ func (p *Proxy) ServeTransparent(l net.Listener, opts TransparentOptions) error 
 		IdleTimeout:       p.opts.IdleTimeout,
 		MaxHeaderBytes:    p.opts.MaxHeaderBytes,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			// Plain HTTP connections arrive wrapped in an idleConn.
+			if ic, ok := c.(*idleConn); ok {
+				c = ic.Conn
+			}
 			if pc, ok := c.(*peekedConn); ok {
 				return context.WithValue(ctx, transparentKey{}, pc.info)
 			}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,12 @@ type flowState struct {
 	usage        *usageObserver
 	output       map[string]int
 	outDecision  enforce.Decision
+
+	// WebSocket (Realtime) sessions: filled from the relay goroutines.
+	wsMu       sync.Mutex
+	wsMessages int
+	wsFindings map[string]int
+	wsUsage    classify.Usage
 }
 
 type stateKey struct{}
@@ -173,6 +180,38 @@ func (s *classifyStage) Request(f *mitm.Flow) {
 		st.findings = s.a.detector().ScanRequest(req)
 	}
 	st.account = st.policy.ClassifyAccount(req.Account)
+}
+
+// Message inspects WebSocket messages of a Realtime session as they are
+// relayed: client events are parsed and scanned (findings are recorded, not
+// redacted: rewriting masked frames in flight is not done), server events
+// give token usage.
+func (s *classifyStage) Message(f *mitm.Flow, fromClient, text bool, payload []byte) {
+	if !text {
+		return
+	}
+	st := state(f)
+	if fromClient {
+		req := classify.ParseRealtimeMessage(payload)
+		fs := s.a.detector().ScanRequest(req)
+		st.wsMu.Lock()
+		st.wsMessages++
+		for _, fd := range fs {
+			if st.wsFindings == nil {
+				st.wsFindings = map[string]int{}
+			}
+			st.wsFindings[fd.Type]++
+		}
+		st.wsMu.Unlock()
+		return
+	}
+	if u, _, ok := classify.ParseRealtimeServerEvent(payload); ok {
+		st.wsMu.Lock()
+		st.wsUsage.Input += u.Input
+		st.wsUsage.Output += u.Output
+		st.wsUsage.Cached += u.Cached
+		st.wsMu.Unlock()
+	}
 }
 
 // enforceStage applies the policy: quotas, block, redact.
@@ -460,6 +499,12 @@ func (s *auditStage) Done(f *mitm.Flow) {
 	if st.usage != nil && st.policy != nil && st.req != nil {
 		s.a.quotas.Charge(st.policy, st.identity, st.req.Provider, st.req.Model, st.usage.usage, f.End)
 	}
+	st.wsMu.Lock()
+	wsUsage := st.wsUsage
+	st.wsMu.Unlock()
+	if wsUsage != (classify.Usage{}) && st.policy != nil && st.req != nil {
+		s.a.quotas.Charge(st.policy, st.identity, st.req.Provider, st.req.Model, wsUsage, f.End)
+	}
 	s.a.sink.Write(ev)
 	s.a.flows.Add(1)
 	fields := logrus.Fields{
@@ -546,6 +591,20 @@ func (a *app) event(f *mitm.Flow, st *flowState) *audit.Event {
 			ev.Prompt = promptFor(st.policy.Retention(), r, st)
 		}
 	}
+	st.wsMu.Lock()
+	if st.wsMessages > 0 || st.wsUsage != (classify.Usage{}) {
+		ev.Response.Tokens = audit.Tokens{Input: st.wsUsage.Input, Output: st.wsUsage.Output, Cached: st.wsUsage.Cached}
+		if ev.Request != nil {
+			ev.Request.Parts += st.wsMessages
+		}
+		for k, v := range st.wsFindings {
+			if ev.Findings == nil {
+				ev.Findings = map[string]int{}
+			}
+			ev.Findings[k] += v
+		}
+	}
+	st.wsMu.Unlock()
 	if u := st.usage; u != nil {
 		ev.Response.Tokens = audit.Tokens{Input: u.usage.Input, Output: u.usage.Output, Cached: u.usage.Cached, Reasoning: u.usage.Reasoning}
 		if u.usage.Model != "" && ev.Model == "" {
