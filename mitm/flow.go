@@ -76,6 +76,9 @@ type Flow struct {
 	// nil, BodyTooLarge is true and the body streams through uninspected.
 	InBody       []byte
 	BodyTooLarge bool
+	// InBodyPrefix is the first bytes (up to 64 KiB) of a body too large
+	// to inspect, for facts found near the start (the model).
+	InBodyPrefix []byte
 	// Out is what goes upstream. Use SetOutBody to replace its body.
 	Out *http.Request
 

@@ -474,9 +474,19 @@ func (p *Proxy) readBody(f *Flow, r *http.Request) error {
 	}
 	limit := p.opts.MaxBodyBytes
 	if r.ContentLength > limit {
+		// Too large to inspect: keep a prefix so that host, model and
+		// account rules still apply (padding must not bypass them).
 		f.BodyTooLarge = true
-		out.Body = r.Body
 		f.ReqBytes = r.ContentLength
+		prefix, err := io.ReadAll(io.LimitReader(r.Body, min(limit, maxBodyPrefix)))
+		if err != nil {
+			return fmt.Errorf("mitm: read request body: %w", err)
+		}
+		f.InBodyPrefix = prefix
+		out.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(prefix), r.Body), r.Body}
 		return nil
 	}
 	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
@@ -485,6 +495,7 @@ func (p *Proxy) readBody(f *Flow, r *http.Request) error {
 	}
 	if int64(len(buf)) > limit {
 		f.BodyTooLarge = true
+		f.InBodyPrefix = buf[:min(int64(len(buf)), maxBodyPrefix)]
 		out.Body = struct {
 			io.Reader
 			io.Closer
@@ -499,6 +510,9 @@ func (p *Proxy) readBody(f *Flow, r *http.Request) error {
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	return nil
 }
+
+// maxBodyPrefix is what is kept of a body too large to inspect.
+const maxBodyPrefix = 64 << 10
 
 // shortCircuit answers resp without contacting the upstream; the body is
 // hooked so that Done runs when it has been written.

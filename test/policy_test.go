@@ -278,3 +278,45 @@ func sseText(stream string) string {
 	}
 	return text.String()
 }
+
+// TestPaddedBodyStillMeetsModelRules: a body over the policy's size limit
+// is uninspectable (fail-open here), but its model still meets the model
+// rules, so padding cannot smuggle an unapproved model through.
+func TestPaddedBodyStillMeetsModelRules(t *testing.T) {
+	m := startMock(t, mockllm.Options{})
+	policy := `apiVersion: aigress/v1
+kind: Policy
+name: padding
+limits: {max_body_bytes: 2048}
+uninspectable: {default: fail_open}
+rules:
+  - id: no-legacy
+    match: {models: ["gpt-3.5*"]}
+    action: block
+    reason: legacy models are retired
+default_action: allow
+`
+	pf := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(pf, []byte(policy), 0o600)
+	in := startAigress(t, baseConfig(t, m, "policy: "+pf+"\n"), nil)
+	pad := strings.Repeat("lorem ipsum ", 1000)
+	for _, c := range []struct {
+		model string
+		want  int
+	}{{"gpt-3.5-turbo", 403}, {"gpt-4o", 200}} {
+		body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":%q}]}`, c.model, pad)
+		resp, err := in.client(t).Post("https://api.openai.com/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("%s: status %d, want %d", c.model, resp.StatusCode, c.want)
+		}
+	}
+	evs := in.events(t, 2)
+	if evs[1].Request == nil || evs[1].Request.Uninspectable != "too_large" || evs[1].Decision.Action != "alert" {
+		t.Fatalf("padded allowed request: %+v %+v", evs[1].Request, evs[1].Decision)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,14 +164,27 @@ func (s *classifyStage) Request(f *mitm.Flow) {
 		Query:      f.In.URL.RawQuery,
 		Header:     f.In.Header,
 		Body:       f.InBody,
-		MaxDecoded: int(st.policy.MaxBodyBytes()),
+		MaxDecoded: int(st.policy.MaxDecodedBytes()),
 	}
 	if in.Host == "" {
 		in.Host = f.Dest.Host
 	}
+	tooLarge, prefix := f.BodyTooLarge, f.InBodyPrefix
+	if max := st.policy.MaxBodyBytes(); max > 0 && int64(len(f.InBody)) > max {
+		// The policy's limit is below the proxy's buffer: same treatment.
+		tooLarge, prefix = true, f.InBody[:min(len(f.InBody), 64<<10)]
+		in.Body = nil
+	}
 	req := classify.ParseRequest(in)
-	if f.BodyTooLarge {
+	if tooLarge {
 		req.Uninspectable = "too_large"
+		// The model usually comes first: take it from the prefix so that
+		// model rules still apply to a padded body.
+		if req.Model == "" {
+			if m := modelInPrefix.FindSubmatch(prefix); m != nil {
+				req.Model = string(m[1])
+			}
+		}
 	}
 	st.req = req
 	if req.Provider == "" {
@@ -213,6 +227,8 @@ func (s *classifyStage) Message(f *mitm.Flow, fromClient, text bool, payload []b
 		st.wsMu.Unlock()
 	}
 }
+
+var modelInPrefix = regexp.MustCompile(`"model"\s*:\s*"([^"\\]{1,200})"`)
 
 // enforceStage applies the policy: quotas, block, redact.
 type enforceStage struct{ a *app }
