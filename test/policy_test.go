@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/aigress/aigress/test/mockllm"
 )
@@ -318,5 +321,57 @@ default_action: allow
 	evs := in.events(t, 2)
 	if evs[1].Request == nil || evs[1].Request.Uninspectable != "too_large" || evs[1].Decision.Action != "alert" {
 		t.Fatalf("padded allowed request: %+v %+v", evs[1].Request, evs[1].Decision)
+	}
+}
+
+// TestProxyAuth407: with auth required, a client without credentials gets a
+// 407 challenge at CONNECT; with them, its requests are attributed to the
+// user. Plain-HTTP proxy requests authenticate the same way.
+func TestProxyAuth407(t *testing.T) {
+	m := startMock(t, mockllm.Options{})
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "users.htpasswd"), []byte("alice:"+string(hash)+"\n"), 0o600)
+	policy := `apiVersion: aigress/v1
+kind: Policy
+name: auth
+identity:
+  auth: {required: true, htpasswd: users.htpasswd}
+default_action: allow
+`
+	pf := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pf, []byte(policy), 0o600)
+	in := startAigress(t, baseConfig(t, m, "policy: "+pf+"\n"), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, errOut, err := runCmd(t, ctx, nil, "curl", "-sS", "-x", "http://"+in.addr, "--cacert", in.caFile,
+		"-H", "Content-Type: application/json", "-d", chatBody, "https://api.openai.com/v1/chat/completions")
+	if err == nil || !strings.Contains(errOut, "407") {
+		t.Fatalf("no credentials: want a 407, got err=%v %s", err, errOut)
+	}
+	_, errOut, err = runCmd(t, ctx, nil, "curl", "-sS", "-x", "http://"+in.addr, "--proxy-user", "alice:wrong", "--cacert", in.caFile,
+		"https://api.openai.com/v1/models")
+	if err == nil || !strings.Contains(errOut, "407") {
+		t.Fatalf("wrong password: want a 407, got err=%v %s", err, errOut)
+	}
+	out, errOut, err := runCmd(t, ctx, nil, "curl", "-sS", "-x", "http://"+in.addr, "--proxy-user", "alice:s3cret-pass", "--cacert", in.caFile,
+		"-H", "Content-Type: application/json", "-d", chatBody, "https://api.openai.com/v1/chat/completions")
+	if err != nil || !strings.Contains(out, "choices") {
+		t.Fatalf("with credentials: %v %s %s", err, out, errOut)
+	}
+	found := false
+	for _, e := range in.events(t, 3) {
+		if e.Kind == "intercept" && e.Client.User == "alice" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no intercept event attributed to alice")
+	}
+	if strings.Contains(in.rawTrail(t), "s3cret-pass") || strings.Contains(in.log.String(), "s3cret-pass") {
+		t.Fatal("the proxy password leaked")
 	}
 }
