@@ -36,7 +36,10 @@ type Config struct {
 	Limits            LimitsConfig      `yaml:"limits"`
 	Log               LogConfig         `yaml:"log"`
 	MetricsListen     string            `yaml:"metrics_listen"`
-	EBPF              EBPFConfig        `yaml:"ebpf"`
+	// DebugPprof adds /debug/pprof to the metrics listener (off by default:
+	// profiles expose internals).
+	DebugPprof bool       `yaml:"debug_pprof"`
+	EBPF       EBPFConfig `yaml:"ebpf"`
 }
 
 // CAConfig names an enterprise CA. Empty: DATA_DIR/ca.pem, created on

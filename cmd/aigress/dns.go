@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -56,10 +53,10 @@ loopback and private ranges) are served: it is never an open resolver.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Config, "config", "", "YAML config file (catalog, data_dir, log; default: the embedded default config)")
+	f.StringVar(&o.Config, "config", "", "YAML config file (catalog, data_dir, audit, log; default: the embedded default config)")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:53", "UDP and TCP address to serve")
 	f.StringSliceVar(&o.Upstreams, "upstream", nil, "upstream resolvers host:port, tried in order (default: nameservers of /etc/resolv.conf)")
-	f.StringVar(&o.DataDir, "data-dir", "", "data directory for the audit trail (default "+defaultDataDir()+")")
+	f.StringVar(&o.DataDir, "data-dir", "", "data directory for the audit trail and event store (default "+defaultDataDir()+")")
 	f.StringSliceVar(&o.SteerTo, "steer-to", nil, "answer AI names with this proxy address (IPv4 and/or IPv6)")
 	f.StringSliceVar(&o.Allow, "allow", nil, "client CIDRs served (default loopback, RFC 1918, link-local, ULA)")
 	f.StringSliceVar(&o.Refuse, "refuse", nil, "providers or services (as in the catalog) answered NXDOMAIN or --block-address")
@@ -99,19 +96,23 @@ func runDNS(cmd *cobra.Command, o dnsOptions) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("dns: data dir: %w", err)
 	}
-	emit, closeSink, err := openDNSSink(cfg.DataDir)
+	// The same sinks as aigress run (trail and store), so that inventory
+	// and report see DNS events; run and dns may share one data directory.
+	sinks, err := openEventSinks(cfg, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("dns: %w", err)
 	}
 	defer func() {
-		if err := closeSink(); err != nil {
-			log.WithError(err).Warn("dns: close audit trail")
+		if err := sinks.Close(); err != nil {
+			log.WithError(err).Warn("dns: close audit sinks")
 		}
+		log.Info("dns: " + sinks.Summary())
 	}()
-	dcfg, err := dnsConfig(o, catalog, emit)
+	dcfg, err := dnsConfig(o, catalog, sinks.Write)
 	if err != nil {
 		return err
 	}
+	dcfg.NewID = sinks.NewID
 	srv, err := dnsdisc.NewServer(dcfg, log)
 	if err != nil {
 		return err
@@ -145,8 +146,7 @@ func dnsConfig(o dnsOptions, catalog *classify.Catalog, emit func(*audit.Event))
 		CacheSize: o.CacheSize,
 		StripECH:  o.StripECH,
 		Emit:      emit,
-		// NewID nil: the resolver's built-in ULID-like IDs (swap in
-		// audit.IDGen when integrating).
+		// NewID: set by runDNS to the sinks' audit.IDGen.
 	}
 	var err error
 	if c.SteerV4, c.SteerV6, err = splitFamilies("--steer-to", o.SteerTo); err != nil {
@@ -231,39 +231,4 @@ func systemResolvers(path, listen string) ([]string, error) {
 		return nil, fmt.Errorf("dns: no --upstream and no usable nameserver in %s", path)
 	}
 	return out, nil
-}
-
-// openDNSSink opens the audit trail for the resolver: JSON lines appended
-// to DATA_DIR/audit.jsonl. It is the seam where the lead swaps in
-// audit.NewJSONL and the store; emit is safe for concurrent use.
-func openDNSSink(dataDir string) (func(*audit.Event), func() error, error) {
-	path := filepath.Join(dataDir, "audit.jsonl")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dns: audit trail: %w", err)
-	}
-	var mu sync.Mutex
-	closed := false
-	emit := func(e *audit.Event) {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return
-		}
-		b = append(b, '\n')
-		mu.Lock()
-		defer mu.Unlock()
-		if !closed {
-			_, _ = f.Write(b)
-		}
-	}
-	closeFn := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return nil
-		}
-		closed = true
-		return f.Close()
-	}
-	return emit, closeFn, nil
 }

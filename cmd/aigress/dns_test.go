@@ -120,24 +120,6 @@ func TestSystemResolvers(t *testing.T) {
 	}
 }
 
-func TestOpenDNSSink(t *testing.T) {
-	dir := t.TempDir()
-	emit, closeFn, err := openDNSSink(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	emit(&audit.Event{ID: "A", Kind: audit.KindDNS, DNS: &audit.DNSInfo{Name: "api.openai.com", QType: "A", Rcode: "NOERROR", Action: "forward"}})
-	emit(&audit.Event{ID: "B", Kind: audit.KindDNS})
-	if err := closeFn(); err != nil {
-		t.Fatal(err)
-	}
-	emit(&audit.Event{ID: "C"}) // after close: dropped, no panic
-	evs := readEvents(t, filepath.Join(dir, "audit.jsonl"))
-	if len(evs) != 2 || evs[0].ID != "A" || evs[0].DNS.Name != "api.openai.com" || evs[1].ID != "B" {
-		t.Fatalf("events %+v", evs)
-	}
-}
-
 func readEvents(t *testing.T, path string) []audit.Event {
 	t.Helper()
 	f, err := os.Open(path)
@@ -245,4 +227,36 @@ func TestRunDNS(t *testing.T) {
 		e.DNS == nil || e.DNS.Action != "steer" || !reflect.DeepEqual(e.DNS.Answers, []string{"127.0.0.9"}) || len(e.ID) != 26 {
 		t.Fatalf("event %+v dns %+v", e, e.DNS)
 	}
+	// The same event is in the store, where inventory finds it.
+	stored := storedEvents(t, dir)
+	if len(stored) != 1 || stored[0].ID != e.ID || stored[0].Kind != "dns" || stored[0].DNS == nil || stored[0].DNS.Name != "api.openai.com" {
+		t.Fatalf("stored %+v", stored)
+	}
+	out, err := audcmdRun(t, "inventory", "--data-dir", dir, "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv audit.Inventory
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Services) != 1 || inv.Services[0].Provider != "openai" || inv.Services[0].DNSQueries != 1 ||
+		!reflect.DeepEqual(inv.Services[0].Sources, []string{"dns"}) || !reflect.DeepEqual(inv.Services[0].Clients, []string{"127.0.0.1"}) {
+		t.Fatalf("inventory %+v", inv.Services)
+	}
+}
+
+// storedEvents reads every event of DIR/events.db.
+func storedEvents(t *testing.T, dir string) []audit.Event {
+	t.Helper()
+	s, err := audit.OpenStoreReadOnly(audit.StorePath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	evs, err := s.Query(context.Background(), audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }

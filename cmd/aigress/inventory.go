@@ -11,8 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aigress/aigress/audit"
 	"github.com/spf13/cobra"
+
+	"github.com/aigress/aigress/audit"
+	"github.com/aigress/aigress/classify"
+	"github.com/aigress/aigress/enforce"
 )
 
 // periodFlags are the --data-dir, --from, --to and sanction flags shared by
@@ -22,6 +25,7 @@ type periodFlags struct {
 	from, to     string
 	sanctioned   []string
 	unsanctioned []string
+	policy       string
 }
 
 func (p *periodFlags) register(cmd *cobra.Command, defaultFrom, fromHelp string) {
@@ -31,6 +35,7 @@ func (p *periodFlags) register(cmd *cobra.Command, defaultFrom, fromHelp string)
 	f.StringVar(&p.to, "to", "", "end of the period, exclusive: same forms; a bare date includes that whole day (default now)")
 	f.StringSliceVar(&p.sanctioned, "sanctioned", nil, "services or providers sanctioned by policy (overrides what decisions suggest)")
 	f.StringSliceVar(&p.unsanctioned, "unsanctioned", nil, "services or providers not sanctioned by policy")
+	f.StringVar(&p.policy, "policy", "", "policy file: a service is sanctioned when this policy lets some connection to it through (see --help)")
 }
 
 // resolve parses the period (dates and local times in loc) and opens the
@@ -55,12 +60,21 @@ func (p *periodFlags) resolve(now time.Time, loc *time.Location) (from, to time.
 
 // sanctionFunc builds the sanction callback from --sanctioned and
 // --unsanctioned (service or provider names, case-insensitive; a service
-// name wins over its provider). Services named by neither fall back, in
-// audit, on the recorded decisions: sanctioned when some request was let
-// through (allow, alert, redact), unsanctioned when every one was refused.
-func (p *periodFlags) sanctionFunc() audit.SanctionFunc {
+// name wins over its provider), then --policy. Services named by none fall
+// back, in audit, on the recorded decisions: sanctioned when some request
+// was let through (allow, alert, redact), unsanctioned when every one was
+// refused.
+func (p *periodFlags) sanctionFunc() (audit.SanctionFunc, error) {
+	var byPolicy audit.SanctionFunc
+	if p.policy != "" {
+		pol, err := enforce.LoadFile(p.policy)
+		if err != nil {
+			return nil, err
+		}
+		byPolicy = policySanction(pol, classify.DefaultCatalog())
+	}
 	if len(p.sanctioned) == 0 && len(p.unsanctioned) == 0 {
-		return nil
+		return byPolicy, nil
 	}
 	set := func(names []string) map[string]bool {
 		m := map[string]bool{}
@@ -84,7 +98,63 @@ func (p *periodFlags) sanctionFunc() audit.SanctionFunc {
 				return true, true
 			}
 		}
+		if byPolicy != nil {
+			return byPolicy(provider, service)
+		}
 		return false, false
+	}, nil
+}
+
+// policySanction says whether pol sanctions a service: yes when the policy
+// lets some connection to it through, that is when ConnectDecision allows
+// it for at least one of the identities the policy names (nobody in
+// particular, each group, each user named by a rule) and one of the
+// service's catalog hosts. ConnectDecision and not Decide: it applies
+// connect.block, block_unlisted_ai, the fail-closed mode of pinned services
+// and the identity/service rules, and leaves rules that need the request
+// (model allow-lists, accounts) to the request, where Decide without a
+// request would refuse a service that is allowed for approved models.
+// Findings and personal accounts make a request refused, not a service
+// unsanctioned. Every service is known to the policy, so the recorded
+// decisions no longer matter.
+func policySanction(pol *enforce.Policy, catalog *classify.Catalog) audit.SanctionFunc {
+	doc := pol.Document()
+	ids := []enforce.Identity{{}}
+	for _, g := range doc.Identity.Groups {
+		ids = append(ids, enforce.Identity{Groups: []string{g.Name}})
+	}
+	for _, r := range doc.Rules {
+		for _, u := range r.Match.Users {
+			if !strings.ContainsAny(u, "*?[") {
+				ids = append(ids, enforce.Identity{User: u})
+			}
+		}
+	}
+	type target struct {
+		host string
+		svc  classify.Service
+	}
+	hosts := map[[2]string][]target{}
+	for _, e := range catalog.Entries() {
+		k := [2]string{strings.ToLower(e.Provider), strings.ToLower(e.Service.Service)}
+		// A wildcard label stands for any name: try one.
+		hosts[k] = append(hosts[k], target{strings.ReplaceAll(e.Host, "*", "x"), e.Service})
+	}
+	return func(provider, service string) (bool, bool) {
+		ts := hosts[[2]string{strings.ToLower(provider), strings.ToLower(service)}]
+		if len(ts) == 0 {
+			// Not in the catalog (a config's own entry): judge it by
+			// its names alone.
+			ts = []target{{"", classify.Service{Provider: provider, Service: service, Inspect: true}}}
+		}
+		for _, id := range ids {
+			for _, tg := range ts {
+				if !pol.ConnectDecision(id, tg.host, tg.svc, true).Action.Refuses() {
+					return true, true
+				}
+			}
+		}
+		return false, true
 	}
 }
 
@@ -100,7 +170,10 @@ bytes, whether it is sanctioned, when it was first and last seen, and the
 distinct credentials per provider, marked corporate or personal.
 
 A service is sanctioned or unsanctioned as --sanctioned/--unsanctioned say;
-otherwise as the recorded policy decisions show: sanctioned when some of its
+otherwise, with --policy FILE, as that policy says: sanctioned when it lets
+some connection to the service through, for nobody in particular or for one
+of the groups or users it names (rules on models or accounts are left to
+each request); otherwise as the recorded policy decisions show: sanctioned when some of its
 requests were let through (allow, alert, redact), unsanctioned when all were
 refused (block, quota, refused CONNECT), unknown when no decision was made
 (DNS, sensor or tunnel only).
@@ -120,7 +193,11 @@ are counts).`,
 				return err
 			}
 			defer s.Close()
-			inv, err := s.Inventory(context.Background(), from, to, pf.sanctionFunc())
+			sanction, err := pf.sanctionFunc()
+			if err != nil {
+				return err
+			}
+			inv, err := s.Inventory(context.Background(), from, to, sanction)
 			if err != nil {
 				return err
 			}

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aigress/aigress/audit"
+	"github.com/aigress/aigress/classify"
+	"github.com/aigress/aigress/enforce"
 )
 
 var audcmdT0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
@@ -226,4 +230,129 @@ func FuzzParseTimeArg(f *testing.F) {
 			t.Errorf("age %q gives %v, after now", s, got)
 		}
 	})
+}
+
+// sanctionPolicy allows OpenAI to the eng group for approved models only,
+// Gemini to carol, Mistral and Cursor to all, blocks Anthropic outright and
+// api.mistral.ai at CONNECT, fails closed on services it cannot inspect,
+// and blocks the rest by default.
+const sanctionPolicy = `apiVersion: aigress/v1
+kind: Policy
+name: sanction-test
+identity:
+  groups:
+    - name: eng
+      cidrs: [10.1.0.0/24]
+rules:
+  - id: eng-openai-models
+    match: {groups: [eng], providers: [openai], models: ["gpt-4o*"]}
+    action: allow
+  - id: carol-gemini
+    match: {users: [carol], providers: [google]}
+    action: alert
+  - id: mistral-ok
+    match: {providers: [mistral, cursor]}
+    action: allow
+  - id: no-anthropic
+    match: {providers: [anthropic]}
+    action: block
+default_action: block
+connect:
+  block: ["api.mistral.ai"]
+uninspectable:
+  default: fail_closed
+`
+
+func TestPolicySanction(t *testing.T) {
+	pol, err := enforce.Parse([]byte(sanctionPolicy), "sanction-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := policySanction(pol, classify.DefaultCatalog())
+	for _, c := range []struct {
+		name, provider, service string
+		want                    bool
+	}{
+		{"ok/group-with-model-allow-list", "openai", "OpenAI API", true},
+		{"ok/named-user", "google", "Gemini API", true},
+		{"ok/allowed-provider", "mistral", "Le Chat", true},
+		{"ok/unknown-service-by-provider", "mistral", "Le Chat Pro (custom)", true},
+		{"fail/blocked-by-rule", "anthropic", "Anthropic API", false},
+		{"fail/connect-block-on-catalog-host", "mistral", "Mistral API", false},
+		{"fail/default-block-deepseek", "deepseek", "DeepSeek API", false},
+		{"fail/pinned-service-fails-closed", "cursor", "Cursor", false},
+		{"fail/default-block", "xai", "Grok", false},
+		{"fail/unknown-service-default-block", "acme", "Acme AI", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, known := f(c.provider, c.service)
+			if got != c.want || !known {
+				t.Errorf("%s/%s: sanctioned=%v known=%v, want %v", c.provider, c.service, got, known, c.want)
+			}
+		})
+	}
+}
+
+func TestInventoryPolicyFlag(t *testing.T) {
+	dir := audcmdStore(t)
+	polFile := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(polFile, []byte(sanctionPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	status := func(t *testing.T, args ...string) map[string]string {
+		t.Helper()
+		out, err := audcmdRun(t, append([]string{"inventory", "--data-dir", dir, "--format", "json", "--policy", polFile}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inv audit.Inventory
+		if err := json.Unmarshal([]byte(out), &inv); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, s := range inv.Services {
+			m[s.Service] = s.Status + "/" + s.StatusBasis
+		}
+		return m
+	}
+	t.Run("ok/policy-decides", func(t *testing.T) {
+		// claude had an allowed (alert) request, but this policy blocks
+		// Anthropic: the policy wins over the recorded decisions.
+		want := map[string]string{"openai-api": "sanctioned/policy", "claude": "unsanctioned/policy", "deepseek-chat": "unsanctioned/policy"}
+		if got := status(t); !reflect.DeepEqual(got, want) {
+			t.Errorf("got %v want %v", got, want)
+		}
+	})
+	t.Run("ok/flags-win-over-policy", func(t *testing.T) {
+		want := map[string]string{"openai-api": "unsanctioned/policy", "claude": "sanctioned/policy", "deepseek-chat": "unsanctioned/policy"}
+		if got := status(t, "--sanctioned", "claude", "--unsanctioned", "openai"); !reflect.DeepEqual(got, want) {
+			t.Errorf("got %v want %v", got, want)
+		}
+	})
+	t.Run("ok/report-lists-unsanctioned", func(t *testing.T) {
+		out, err := audcmdRun(t, "report", "--data-dir", dir, "--from", "2026-11-02", "--to", "2026-11-04", "--tz", "UTC",
+			"--format", "json", "--policy", polFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r audit.ReportData
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Summary.Unsanctioned != 2 {
+			t.Errorf("unsanctioned %d, want 2 (claude, deepseek-chat)", r.Summary.Unsanctioned)
+		}
+	})
+	for _, c := range []struct{ name, file string }{
+		{"fail/missing-policy", filepath.Join(dir, "none.yaml")},
+		{"fail/invalid-policy", "inventory_test.go"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, cmd := range []string{"inventory", "report"} {
+				if _, err := audcmdRun(t, cmd, "--data-dir", dir, "--policy", c.file); err == nil {
+					t.Errorf("%s --policy %s succeeded", cmd, c.file)
+				}
+			}
+		})
+	}
 }

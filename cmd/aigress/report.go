@@ -47,6 +47,10 @@ The report never holds prompt text or secret values.`,
 				}
 				loc = l
 			}
+			sanction, err := pf.sanctionFunc()
+			if err != nil {
+				return err
+			}
 			now := time.Now()
 			from, to, s, err := pf.resolve(now, loc)
 			if err != nil {
@@ -57,7 +61,7 @@ The report never holds prompt text or secret values.`,
 				to = now
 			}
 			data, err := s.Report(context.Background(), from, to, audit.ReportOptions{
-				Title: title, GeneratedAt: now, Location: loc, TopN: top, Sanctioned: pf.sanctionFunc(),
+				Title: title, GeneratedAt: now, Location: loc, TopN: top, Sanctioned: sanction,
 			})
 			if err != nil {
 				return err

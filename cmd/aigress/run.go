@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -198,41 +199,6 @@ func loadPolicy(path string) (*enforce.Policy, error) {
 	return enforce.LoadFile(path)
 }
 
-func openSinks(cfg *Config, log logrus.FieldLogger) (audit.Sink, []func() error, error) {
-	var sinks audit.Multi
-	var closers []func() error
-	switch cfg.Audit.File {
-	case "off":
-	default:
-		path := cfg.Audit.File
-		if path == "" {
-			path = filepath.Join(cfg.DataDir, "audit.jsonl")
-		}
-		j, err := audit.NewJSONL(path, audit.JSONLOptions{MaxBytes: cfg.Audit.MaxBytes, MaxFiles: cfg.Audit.MaxFiles})
-		if err != nil {
-			return nil, nil, err
-		}
-		sinks = append(sinks, j)
-		closers = append(closers, j.Close)
-	}
-	if cfg.Audit.Store != "off" {
-		path := cfg.Audit.Store
-		if path == "" {
-			path = filepath.Join(cfg.DataDir, "events.db")
-		}
-		st, err := audit.OpenStore(path, audit.StoreOptions{Retention: time.Duration(cfg.Audit.Retention), Log: log})
-		if err != nil {
-			for _, c := range closers {
-				_ = c()
-			}
-			return nil, nil, err
-		}
-		sinks = append(sinks, st)
-		closers = append(closers, st.Close)
-	}
-	return sinks, closers, nil
-}
-
 func runProxy(ctx context.Context, cfg *Config, logOut interface{ Write([]byte) (int, error) }) error {
 	log, err := newLogger(cfg.Log, logOut)
 	if err != nil {
@@ -346,6 +312,12 @@ func runProxy(ctx context.Context, cfg *Config, logOut interface{ Write([]byte) 
 	if cfg.MetricsListen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if cfg.DebugPprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		ms := &http.Server{Addr: cfg.MetricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -7,13 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/aigress/aigress/audit"
@@ -22,14 +20,15 @@ import (
 )
 
 func newSniffCmd() *cobra.Command {
-	var pcapPath, iface, dataDir string
+	var pcapPath, iface, dataDir, configPath string
 	var duration time.Duration
 	cmd := &cobra.Command{
 		Use:   "sniff (--pcap FILE | --iface IF [--duration D])",
 		Short: "Find AI usage in a packet capture or on a live interface (passive sensor)",
 		Long: "sniff reads a pcap/pcapng file or captures on an interface (pure-Go AF_PACKET, root needed),\n" +
 			"names flows by TLS SNI, QUIC Initial SNI, HTTP Host and DNS answers, and writes one sensor\n" +
-			"event per (client IP, AI service, source) to the data directory.",
+			"event per (client IP, AI service, source) to the audit trail and the event store of the data\n" +
+			"directory, where `aigress inventory` and `aigress report` find them.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (pcapPath == "") == (iface == "") {
@@ -38,63 +37,69 @@ func newSniffCmd() *cobra.Command {
 			if pcapPath != "" && duration != 0 {
 				return errors.New("sniff: --duration applies to --iface only")
 			}
-			return runSniff(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), pcapPath, iface, duration, dataDir)
+			cfg, err := sinkConfig(configPath, dataDir)
+			if err != nil {
+				return err
+			}
+			return runSniff(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, pcapPath, iface, duration)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&pcapPath, "pcap", "", "read this pcap or pcapng file (\"-\" for stdin)")
 	f.StringVar(&iface, "iface", "", "capture live on this interface")
 	f.DurationVar(&duration, "duration", 0, "stop a live capture after this long (0: until interrupted)")
-	f.StringVar(&dataDir, "data-dir", defaultDataDir(), "data directory for the audit trail and store")
+	f.StringVar(&configPath, "config", "", "YAML config file (catalog, data_dir, audit, log; default: the embedded default config)")
+	f.StringVar(&dataDir, "data-dir", "", "data directory for the audit trail and event store (default "+defaultDataDir()+")")
 	return cmd
 }
 
-// openSniffSink is the seam between the sensor and the audit store: for
-// now, events are appended as JSON lines to DATA_DIR/audit.jsonl.
-func openSniffSink(dataDir string) (emit func(*audit.Event), closeFn func() error, err error) {
-	j, err := audit.NewJSONL(filepath.Join(dataDir, "audit.jsonl"), audit.JSONLOptions{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("sniff: open audit trail: %w", err)
-	}
-	return j.Write, j.Close, nil
-}
-
-func runSniff(ctx context.Context, out, errOut io.Writer, pcapPath, iface string, duration time.Duration, dataDir string) error {
+func runSniff(ctx context.Context, out, errOut io.Writer, cfg *Config, pcapPath, iface string, duration time.Duration) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := logrus.New()
-	log.SetOutput(errOut)
-
-	emit, closeSink, err := openSniffSink(dataDir)
+	log, err := newLogger(cfg.Log, errOut)
 	if err != nil {
 		return err
 	}
+	catalog, err := classify.NewCatalog(cfg.Catalog)
+	if err != nil {
+		return fmt.Errorf("sniff: catalog: %w", err)
+	}
+	var r io.Reader = os.Stdin
+	if pcapPath != "" && pcapPath != "-" {
+		f, err := os.Open(pcapPath)
+		if err != nil {
+			return fmt.Errorf("sniff: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("sniff: data dir: %w", err)
+	}
+	sinks, err := openEventSinks(cfg, log)
+	if err != nil {
+		return fmt.Errorf("sniff: %w", err)
+	}
+	waitCtx := context.WithoutCancel(ctx)
 	var events []*audit.Event
 	s := sniff.New(sniff.Options{
-		Lookup: classify.DefaultCatalog().Lookup,
+		Lookup: catalog.Lookup,
 		Emit: func(e *audit.Event) {
 			events = append(events, e)
-			emit(e)
+			// The sensor has no deadline to meet: wait for a sink that
+			// falls behind rather than drop, also while the rows of an
+			// interrupted capture are flushed (the writers always drain).
+			sinks.WriteWait(waitCtx, e)
 		},
-		NewID: audit.NewID,
+		NewID: sinks.NewID,
 		Log:   log,
 	})
 	start := time.Now()
 	var runErr error
 	if pcapPath != "" {
-		var r io.Reader = os.Stdin
-		if pcapPath != "-" {
-			f, err := os.Open(pcapPath)
-			if err != nil {
-				_ = closeSink()
-				return fmt.Errorf("sniff: %w", err)
-			}
-			defer f.Close()
-			r = f
-		}
 		runErr = s.ReadPcap(ctx, r)
 	} else {
 		runErr = s.Live(ctx, iface, duration)
@@ -102,10 +107,11 @@ func runSniff(ctx context.Context, out, errOut io.Writer, pcapPath, iface string
 	// Whatever was read is still reported, also after an error.
 	s.Flush()
 	elapsed := time.Since(start)
-	if err := closeSink(); err != nil && runErr == nil {
-		runErr = err
+	if err := sinks.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("sniff: %w", err)
 	}
 	printSniffSummary(out, events, s.Stats(), elapsed)
+	fmt.Fprintln(out, sinks.Summary())
 	return runErr
 }
 
