@@ -52,6 +52,12 @@ type Options struct {
 	DialTimeout           time.Duration // upstream TCP connect (default 10s)
 	UpstreamHeaderTimeout time.Duration // upstream response headers (default 10m: models think)
 	MaxHeaderBytes        int           // request head size (default 64 KiB)
+	// UpstreamShards is the number of independent upstream connection
+	// pools (default 4).
+	UpstreamShards int
+	// UpstreamHTTP1 keeps upstream connections on HTTP/1.1 even when the
+	// server offers HTTP/2: more connections, less CPU per request.
+	UpstreamHTTP1 bool
 }
 
 func (o *Options) defaults() {
@@ -87,17 +93,22 @@ func (o *Options) defaults() {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
 	}
+	if o.UpstreamShards <= 0 {
+		o.UpstreamShards = 4
+	}
 }
 
 // Proxy is the intercepting proxy: an explicit listener (CONNECT and plain
 // HTTP) built on goproxy, and optional transparent listeners that feed the
 // same goproxy pipeline.
 type Proxy struct {
-	opts      Options
-	gp        *goproxy.ProxyHttpServer
-	transport *http.Transport
-	pipe      *Pipeline
-	log       logrus.FieldLogger
+	opts       Options
+	gp         *goproxy.ProxyHttpServer
+	transport  *http.Transport // the first shard; goproxy's default
+	transports []*http.Transport
+	shard      atomic.Uint64
+	pipe       *Pipeline
+	log        logrus.FieldLogger
 
 	active   atomic.Int64 // flows in flight
 	closing  atomic.Bool
@@ -121,19 +132,14 @@ func New(opts Options) (*Proxy, error) {
 		return nil, errors.New("mitm: a certificate minter is required")
 	}
 	p := &Proxy{opts: opts, pipe: opts.Pipeline, log: opts.Log, hijacked: map[net.Conn]struct{}{}}
-	p.transport = &http.Transport{
-		Proxy:                  nil, // never chain through the environment's proxy
-		DialContext:            p.dialContext,
-		TLSClientConfig:        &tls.Config{RootCAs: opts.UpstreamRoots, MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           1024,
-		MaxIdleConnsPerHost:    256,
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    opts.HandshakeTimeout,
-		ResponseHeaderTimeout:  opts.UpstreamHeaderTimeout,
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: int64(opts.MaxHeaderBytes) * 4,
+	// Several transports, each with its own connection pool: an HTTP/2
+	// upstream multiplexes every request to a host over one connection
+	// per transport, and one connection's framing then limits throughput
+	// on a busy proxy. Requests are spread over the shards.
+	for range opts.UpstreamShards {
+		p.transports = append(p.transports, p.newTransport())
 	}
+	p.transport = p.transports[0]
 	gp := goproxy.NewProxyHttpServer()
 	gp.Tr = p.transport
 	gp.AllowHTTP2 = true
@@ -146,6 +152,27 @@ func New(opts Options) (*Proxy, error) {
 	gp.OnResponse().DoFunc(p.handleResponse)
 	p.gp = gp
 	return p, nil
+}
+
+func (p *Proxy) newTransport() *http.Transport {
+	t := &http.Transport{
+		Proxy:                  nil, // never chain through the environment's proxy
+		DialContext:            p.dialContext,
+		TLSClientConfig:        &tls.Config{RootCAs: p.opts.UpstreamRoots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    p.opts.HandshakeTimeout,
+		ResponseHeaderTimeout:  p.opts.UpstreamHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: int64(p.opts.MaxHeaderBytes) * 4,
+	}
+	if p.opts.UpstreamHTTP1 {
+		t.ForceAttemptHTTP2 = false
+		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return t
 }
 
 // Transport is the upstream transport (verified TLS, resolve map, mark).
@@ -247,7 +274,9 @@ wait:
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	p.transport.CloseIdleConnections()
+	for _, t := range p.transports {
+		t.CloseIdleConnections()
+	}
 	return err
 }
 
@@ -537,7 +566,8 @@ func (p *Proxy) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Respo
 		req = req.WithContext(context.WithValue(req.Context(), origDstKey{}, f.Dest.OrigAddr))
 	}
 	f.UpstreamStart = time.Now()
-	resp, err := p.transport.RoundTrip(req)
+	tr := p.transports[p.shard.Add(1)%uint64(len(p.transports))]
+	resp, err := tr.RoundTrip(req)
 	f.UpstreamDone = time.Now()
 	if err != nil {
 		f.Err = err

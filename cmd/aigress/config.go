@@ -22,20 +22,23 @@ var defaultConfigYAML []byte
 // Config is the aigress run configuration. Decoding is strict: an unknown
 // key is an error naming its line and column.
 type Config struct {
-	Listen            string            `yaml:"listen"`
-	TransparentListen string            `yaml:"transparent_listen"`
-	TransparentMode   string            `yaml:"transparent_mode"` // redirect | tproxy
-	DataDir           string            `yaml:"data_dir"`
-	CA                CAConfig          `yaml:"ca"`
-	UpstreamCA        string            `yaml:"upstream_ca"`
-	UpstreamMark      int               `yaml:"upstream_mark"`
-	Resolve           map[string]string `yaml:"resolve"`
-	Policy            string            `yaml:"policy"`
-	Audit             AuditConfig       `yaml:"audit"`
-	Catalog           []classify.Entry  `yaml:"catalog"`
-	Limits            LimitsConfig      `yaml:"limits"`
-	Log               LogConfig         `yaml:"log"`
-	MetricsListen     string            `yaml:"metrics_listen"`
+	Listen            string   `yaml:"listen"`
+	TransparentListen string   `yaml:"transparent_listen"`
+	TransparentMode   string   `yaml:"transparent_mode"` // redirect | tproxy
+	DataDir           string   `yaml:"data_dir"`
+	CA                CAConfig `yaml:"ca"`
+	UpstreamCA        string   `yaml:"upstream_ca"`
+	UpstreamMark      int      `yaml:"upstream_mark"`
+	// UpstreamHTTP1 keeps upstream connections on HTTP/1.1 (default: HTTP/2
+	// when the server offers it).
+	UpstreamHTTP1 bool              `yaml:"upstream_http1"`
+	Resolve       map[string]string `yaml:"resolve"`
+	Policy        string            `yaml:"policy"`
+	Audit         AuditConfig       `yaml:"audit"`
+	Catalog       []classify.Entry  `yaml:"catalog"`
+	Limits        LimitsConfig      `yaml:"limits"`
+	Log           LogConfig         `yaml:"log"`
+	MetricsListen string            `yaml:"metrics_listen"`
 	// DebugPprof adds /debug/pprof to the metrics listener (off by default:
 	// profiles expose internals).
 	DebugPprof bool       `yaml:"debug_pprof"`

@@ -262,6 +262,7 @@ func runProxy(ctx context.Context, cfg *Config, logOut interface{ Write([]byte) 
 		Resolve:               cfg.Resolve,
 		UpstreamRoots:         roots,
 		UpstreamMark:          cfg.UpstreamMark,
+		UpstreamHTTP1:         cfg.UpstreamHTTP1,
 		MaxBodyBytes:          cfg.Limits.MaxBodyBytes,
 		HandshakeTimeout:      time.Duration(cfg.Limits.HandshakeTimeout),
 		IdleTimeout:           time.Duration(cfg.Limits.IdleTimeout),
