@@ -51,8 +51,8 @@ func TestCurlInterceptAndTunnel(t *testing.T) {
 	// Tunnelled: curl trusts only the bank's own CA and succeeds, so the
 	// bytes were never decrypted.
 	out, errOut, err = runCmd(t, ctx, nil, "curl", "-sS", "-v", "-x", "http://"+in.addr, "--cacert", bankCA, "https://bank.example/")
-	if err != nil {
-		t.Fatalf("curl bank via tunnel: %v\n%s", err, errOut)
+	if err != nil || out != mockllm.BankBody {
+		t.Fatalf("curl bank via tunnel: %v %q\n%s", err, out, errOut)
 	}
 	if strings.Contains(errOut, "CN=aigress local CA") {
 		t.Fatalf("bank certificate was minted by aigress:\n%s", errOut)
