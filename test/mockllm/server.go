@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -80,27 +79,11 @@ type Server struct {
 // Start serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on 127.0.0.1:0 with a
 // leaf from a fresh in-memory test CA.
 func Start(opts Options) (*Server, error) {
-	if opts.ChunkDelay <= 0 {
-		opts.ChunkDelay = 20 * time.Millisecond
-	}
-	if opts.Chunks <= 0 {
-		opts.Chunks = 5
-	}
-	ca, err := newTestCA("aigress mockllm test CA")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mockllm: listen: %w", err)
 	}
-	leaf, err := ca.leaf(opts.Hosts)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{opts: opts, ca: ca, conns: map[net.Conn]struct{}{}}
-	ln, err := serveTLS(leaf, s, &s.srv, &s.wg)
-	if err != nil {
-		return nil, err
-	}
-	s.ln = ln
-	return s, nil
+	return StartOn(ln, opts)
 }
 
 // serveTLS starts an HTTPS server for h on 127.0.0.1:0.
@@ -109,20 +92,7 @@ func serveTLS(leaf tls.Certificate, h http.Handler, out **http.Server, wg *sync.
 	if err != nil {
 		return nil, fmt.Errorf("mockllm: listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          log.New(io.Discard, "", 0), // handshake failures are expected in tests
-	}
-	*out = srv
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = srv.ServeTLS(ln, "", "")
-	}()
-	return ln, nil
+	return serveTLSOn(ln, leaf, h, out, wg), nil
 }
 
 // Addr is the listening address, "127.0.0.1:PORT".
