@@ -31,9 +31,17 @@ test-unit:
 fuzz:
 	bash test/fuzz.sh $(or $(FUZZTIME),30s)
 
+# bench prints the proxy table (direct vs bare goproxy vs aigress, in one
+# run) and the package benchmarks. Not part of `make test`. Loopback only.
 bench: build
-	$(GO) run ./test/bench
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./certs/ ./classify/ ./enforce/
+	$(GO) run ./test/bench -bin $(BIN)
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./certs/ ./enforce/
+	$(GO) test -run '^$$' -bench 'CatalogLookup|ParseClientHello|ParseRequest4KB|StreamDecoderSSE|ScanProse|ScanCode|Scan4KB' ./classify/
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./mitm/
+	$(GO) test -run '^$$' -bench 'StoreWrite' ./audit/
+	$(GO) test -run '^$$' -bench 'ReadPcap' -benchtime 2x ./discover/sniff/
+	$(GO) test -run '^$$' -bench 'CacheHit' ./discover/dns/
+	$(GO) test -run '^$$' -bench 'Connect' -benchtime 20000x ./ebpf/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
