@@ -17,6 +17,7 @@ import (
 	"github.com/aigress/aigress/audit"
 	"github.com/aigress/aigress/classify"
 	dnsdisc "github.com/aigress/aigress/discover/dns"
+	"github.com/aigress/aigress/enforce"
 )
 
 // dnsOptions are the flags of `aigress dns`.
@@ -32,6 +33,7 @@ type dnsOptions struct {
 	StripECH     bool
 	CacheSize    int
 	Timeout      time.Duration
+	Policy       string // policy file: services it refuses at CONNECT are refused in DNS too
 }
 
 // dnsRunner runs `aigress dns`; tests replace it to check flag parsing.
@@ -59,6 +61,7 @@ loopback and private ranges) are served: it is never an open resolver.`,
 	f.StringVar(&o.DataDir, "data-dir", "", "data directory for the audit trail and event store (default "+defaultDataDir()+")")
 	f.StringSliceVar(&o.SteerTo, "steer-to", nil, "answer AI names with this proxy address (IPv4 and/or IPv6)")
 	f.StringSliceVar(&o.Allow, "allow", nil, "client CIDRs served (default loopback, RFC 1918, link-local, ULA)")
+	f.StringVar(&o.Policy, "policy", "", "policy file: AI services it refuses at CONNECT for a client are answered NXDOMAIN (or --block-address) for that client")
 	f.StringSliceVar(&o.Refuse, "refuse", nil, "providers or services (as in the catalog) answered NXDOMAIN or --block-address")
 	f.StringSliceVar(&o.BlockAddress, "block-address", nil, "block page address (IPv4 and/or IPv6) for refused names instead of NXDOMAIN")
 	f.BoolVar(&o.StripECH, "strip-ech", true, "remove ECH from HTTPS/SVCB answers for AI names, so the proxy sees the SNI")
@@ -111,6 +114,13 @@ func runDNS(cmd *cobra.Command, o dnsOptions) error {
 	dcfg, err := dnsConfig(o, catalog, sinks.Write)
 	if err != nil {
 		return err
+	}
+	if o.Policy != "" {
+		pol, err := enforce.LoadFile(o.Policy)
+		if err != nil {
+			return err
+		}
+		dcfg.Policy = policyDNS(pol, catalog, dcfg.Policy)
 	}
 	dcfg.NewID = sinks.NewID
 	srv, err := dnsdisc.NewServer(dcfg, log)
@@ -190,6 +200,19 @@ func dnsConfig(o dnsOptions, catalog *classify.Catalog, emit func(*audit.Event))
 		return dnsdisc.ActionForward
 	}
 	return c, nil
+}
+
+// policyDNS refuses the names of services the policy refuses at CONNECT
+// for that client, and defers to next otherwise.
+func policyDNS(pol *enforce.Policy, catalog *classify.Catalog, next func(string, string, netip.Addr) dnsdisc.Action) func(string, string, netip.Addr) dnsdisc.Action {
+	return func(name, service string, client netip.Addr) dnsdisc.Action {
+		svc, known := catalog.Lookup(name)
+		id, _ := pol.Identify(client, nil)
+		if d := pol.ConnectDecision(id, name, svc, known); d.Action == enforce.ActionBlock {
+			return dnsdisc.ActionRefuse
+		}
+		return next(name, service, client)
+	}
 }
 
 // splitFamilies parses at most one IPv4 and one IPv6 address.

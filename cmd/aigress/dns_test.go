@@ -18,6 +18,7 @@ import (
 	"github.com/aigress/aigress/audit"
 	"github.com/aigress/aigress/classify"
 	dnsdisc "github.com/aigress/aigress/discover/dns"
+	"github.com/aigress/aigress/enforce"
 )
 
 func TestDNSCmdFlags(t *testing.T) {
@@ -259,4 +260,42 @@ func storedEvents(t *testing.T, dir string) []audit.Event {
 		t.Fatal(err)
 	}
 	return evs
+}
+
+func TestPolicyDNS(t *testing.T) {
+	pol, err := enforce.Parse([]byte(`apiVersion: aigress/v1
+kind: Policy
+name: dns
+identity:
+  groups:
+    - {name: lab, cidrs: [10.9.0.0/16]}
+connect:
+  block: ["*.deepseek.com"]
+rules:
+  - id: lab-no-chat
+    match: {groups: [lab], categories: [chat]}
+    action: block
+default_action: allow
+`), "dns-policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := classify.DefaultCatalog()
+	next := func(string, string, netip.Addr) dnsdisc.Action { return dnsdisc.ActionSteer }
+	p := policyDNS(pol, cat, next)
+	cases := []struct {
+		name, host, client string
+		want               dnsdisc.Action
+	}{
+		{"fail/connect-block-list", "api.deepseek.com", "192.168.1.5", dnsdisc.ActionRefuse},
+		{"ok/allowed-api", "api.openai.com", "192.168.1.5", dnsdisc.ActionSteer},
+		{"ok/chat-outside-lab", "chatgpt.com", "192.168.1.5", dnsdisc.ActionSteer},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := p(c.host, "", netip.MustParseAddr(c.client)); got != c.want {
+				t.Fatalf("%s from %s: %v, want %v", c.host, c.client, got, c.want)
+			}
+		})
+	}
 }
