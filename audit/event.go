@@ -1,6 +1,9 @@
 package audit
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Event kinds.
 const (
@@ -42,6 +45,30 @@ type Event struct {
 
 	DNS    *DNSInfo    `json:"dns,omitempty"`
 	Sensor *SensorInfo `json:"sensor,omitempty"`
+
+	// raw is the event's JSON, encoded once by Encode before the event is
+	// handed to the sinks, so that the trail and the store share it.
+	raw []byte
+}
+
+// Encode marshals the event once, for every sink that writes it. Call it
+// after the last change and before Write; the sinks then reuse the bytes.
+func (e *Event) Encode() error {
+	e.raw = nil
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	e.raw = b
+	return nil
+}
+
+// marshal returns the event's JSON, from Encode when it was called.
+func (e *Event) marshal() ([]byte, error) {
+	if e.raw != nil {
+		return e.raw, nil
+	}
+	return json.Marshal(e)
 }
 
 // Client is who made the request.

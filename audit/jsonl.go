@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -206,7 +205,7 @@ func (j *JSONL) run() {
 }
 
 func (j *JSONL) writeEvent(e *Event) {
-	line, err := json.Marshal(e)
+	line, err := e.marshal()
 	if err != nil {
 		j.errors.Add(1)
 		j.warn.hit("audit: jsonl: encode event", logrus.Fields{"error": err.Error()})

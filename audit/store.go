@@ -392,9 +392,10 @@ func (s *Store) insert(ctx context.Context, batch []*Event) (int, error) {
 			if c.ID == "" {
 				c.ID = s.ids.New(c.Time)
 			}
+			c.raw = nil
 			e = &c
 		}
-		js, err := json.Marshal(e)
+		js, err := e.marshal()
 		if err != nil {
 			s.errors.Add(1)
 			continue

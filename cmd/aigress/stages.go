@@ -521,8 +521,14 @@ func (s *auditStage) Done(f *mitm.Flow) {
 	if wsUsage != (classify.Usage{}) && st.policy != nil && st.req != nil {
 		s.a.quotas.Charge(st.policy, st.identity, st.req.Provider, st.req.Model, wsUsage, f.End)
 	}
+	if err := ev.Encode(); err != nil {
+		s.a.log.WithError(err).WithField("event_id", ev.ID).Error("audit: encode event")
+	}
 	s.a.sink.Write(ev)
 	s.a.flows.Add(1)
+	if !s.a.flowLogLimiter.allow() {
+		return
+	}
 	fields := logrus.Fields{
 		"event_id": ev.ID, "kind": ev.Kind, "client": ev.Client.IP, "host": ev.Dest.Host,
 		"status": f.Status,
@@ -538,9 +544,7 @@ func (s *auditStage) Done(f *mitm.Flow) {
 	if ev.Error != "" {
 		fields["error"] = ev.Error
 	}
-	if s.a.flowLogLimiter.allow() {
-		s.a.log.WithFields(fields).Info("flow")
-	}
+	s.a.log.WithFields(fields).Info("flow")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
