@@ -37,6 +37,7 @@ var (
 	duration = flag.Duration("duration", 3*time.Second, "time per throughput measurement")
 	rounds   = flag.Int("rounds", 3, "interleaved rounds (medians are reported)")
 	extraCfg = flag.String("config-extra", "", "YAML appended to aigress's bench config (for experiments)")
+	mitm     = flag.Bool("mitmproxy", true, "also measure Debian's mitmdump (stream_large_bodies=1) when it is installed")
 	profile  = flag.String("cpuprofile", "", "write a CPU profile of aigress during its first throughput run to this file")
 )
 
@@ -83,7 +84,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if os.Getenv("BENCH_KEEP") == "" {
+			os.RemoveAll(dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: kept", dir)
+		}
+	}()
 	mock, err := mockllm.Start(mockllm.Options{Hosts: []string{"api.openai.com"}, ChunkDelay: 20 * time.Millisecond})
 	if err != nil {
 		return err
@@ -165,6 +172,18 @@ func run() error {
 		name  string
 		proxy string
 	}{{"direct", ""}, {"bare goproxy MITM", bare}, {"aigress", aigressAddr}}
+	if _, err := exec.LookPath("mitmdump"); err == nil && *mitm {
+		addr, stop, err := startMitmproxy(dir, mock.Addr(), mockCA, pool)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: mitmproxy skipped:", err)
+		} else {
+			defer stop()
+			targets = append(targets, struct {
+				name  string
+				proxy string
+			}{"mitmproxy 8 (stream_large_bodies=1)", addr})
+		}
+	}
 	rps := map[string][]float64{}
 	lat := map[string][][]time.Duration{}
 	for r := 0; r < *rounds; r++ {
@@ -190,6 +209,9 @@ func run() error {
 	d50, d99 := pcts(lat["direct"])
 	a50, a99 := pcts(lat["aigress"])
 	fmt.Printf("\naigress / bare goproxy throughput: %.2fx\n", median(rps["aigress"])/median(rps["bare goproxy MITM"]))
+	if v := rps["mitmproxy 8 (stream_large_bodies=1)"]; len(v) > 0 {
+		fmt.Printf("aigress / mitmproxy throughput: %.1fx\n", median(rps["aigress"])/median(v))
+	}
 	fmt.Printf("added latency (aigress - direct), warm keep-alive: p50 %v, p99 %v\n", a50-d50, a99-d99)
 
 	// First SSE event: direct vs through aigress, median of 15 each.
@@ -252,6 +274,8 @@ func do(c *http.Client, body string) error {
 	return nil
 }
 
+var reportOnce sync.Once
+
 func throughput(proxy string, pool *x509.CertPool, mockAddr, body string) float64 {
 	var n atomic.Int64
 	var wg sync.WaitGroup
@@ -263,9 +287,12 @@ func throughput(proxy string, pool *x509.CertPool, mockAddr, body string) float6
 			c := newClient(proxy, pool, mockAddr)
 			_ = do(c, body) // warm
 			for time.Now().Before(deadline) {
-				if do(c, body) == nil {
+				err := do(c, body)
+				if err == nil {
 					n.Add(1)
+					continue
 				}
+				reportOnce.Do(func() { fmt.Fprintf(os.Stderr, "bench: request through %q failed: %v\n", proxy, err) })
 			}
 		}()
 	}
@@ -391,4 +418,51 @@ func saveTrace(path string) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
+}
+
+// startMitmproxy runs Debian's mitmdump as a MITM proxy whose addon sends
+// every request to the mock; the client pool learns mitmproxy's CA.
+func startMitmproxy(dir, mockAddr, mockCA string, pool *x509.CertPool) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	host, port, _ := net.SplitHostPort(mockAddr)
+	_, lport, _ := net.SplitHostPort(addr)
+	addon := filepath.Join(dir, "mock_addon.py")
+	// requestheaders: with stream_large_bodies the server connection is
+	// opened before the request hook runs.
+	script := fmt.Sprintf("def requestheaders(flow):\n    flow.request.host = %q\n    flow.request.port = %s\n", host, port)
+	if err := os.WriteFile(addon, []byte(script), 0o600); err != nil {
+		return "", nil, err
+	}
+	conf := filepath.Join(dir, "mitmproxy")
+	cmd := exec.Command("mitmdump", "-q", "--listen-host", "127.0.0.1", "--listen-port", lport,
+		"--set", "confdir="+conf, "--set", "stream_large_bodies=1", "--set", "ssl_insecure=true", // its upstream verification of the mock failed; this only favours mitmproxy
+		// Never dial the real name: connect only when the addon has pointed
+		// the request at the mock, and mint without the upstream certificate.
+		"--set", "connection_strategy=lazy", "--set", "upstream_cert=false",
+		"-s", addon)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	logf, _ := os.Create(filepath.Join(dir, "mitmdump.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if pem, err := os.ReadFile(filepath.Join(conf, "mitmproxy-ca-cert.pem")); err == nil {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				pool.AppendCertsFromPEM(pem)
+				return addr, stop, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("mitmdump did not start")
 }
