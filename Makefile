@@ -34,6 +34,7 @@ fuzz:
 # bench prints the proxy table (direct vs bare goproxy vs aigress, in one
 # run) and the package benchmarks. Not part of `make test`. Loopback only.
 bench: build
+	@command -v mitmdump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mitmproxy >/dev/null || echo "bench: mitmproxy not installed, its row is skipped"
 	$(GO) run ./test/bench -bin $(BIN)
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./certs/ ./enforce/
 	$(GO) test -run '^$$' -bench 'CatalogLookup|ParseClientHello|ParseRequest4KB|StreamDecoderSSE|ScanProse|ScanCode|Scan4KB' ./classify/
