@@ -162,6 +162,7 @@ type SensorInfo struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	Flows     int64     `json:"flows"`
+	Lookups   int64     `json:"lookups,omitempty"` // DNS lookups of the service's names (source dns_query)
 	Bytes     int64     `json:"bytes"`
 	Packets   int64     `json:"packets"`
 }

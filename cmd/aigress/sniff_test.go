@@ -188,9 +188,9 @@ func TestSniffCmd(t *testing.T) {
 	}
 	for _, want := range []string{
 		"SERVICE", "OpenAI API", "Anthropic API",
-		"3 events; packets 37 ",
+		"4 events; packets 37 ",
 		"flows 6 (evicted 0), sni 4, quic 0, http host 0, dns answers 1, dns-attributed flows 1",
-		"audit trail: written 3, dropped 0, errors 0; event store " + audit.StorePath(dir) + ": written 3, dropped 0, errors 0",
+		"audit trail: written 4, dropped 0, errors 0; event store " + audit.StorePath(dir) + ": written 4, dropped 0, errors 0",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
@@ -210,13 +210,12 @@ func TestSniffCmd(t *testing.T) {
 	}
 	want := []sensorRow{
 		row(cliA, "openai", "OpenAI API", "api.openai.com", "api.openai.com", openaiIP, "sni", "openai-a", 2),
-		// The sensor counts the look-up itself as a flow of the service
-		// (source dns) and names the row's destination after the first
-		// flow attached, the resolver; the TLS flow is named through the
-		// answer and joins the same row.
-		{cliB, "anthropic", "Anthropic API", "api", "api.anthropic.com", "", resolver, 53, "dns", 2,
-			b.bytes["dns"] + b.bytes["anthropic-b"], b.pkts["dns"] + b.pkts["anthropic-b"],
-			b.first["dns"].Truncate(time.Millisecond), b.last["anthropic-b"].Truncate(time.Millisecond)},
+		// The TLS flow without SNI is named through the DNS answer
+		// (source dns); the lookup itself is a row of its own (dns_query),
+		// so that it does not count as a second connection.
+		row(cliB, "anthropic", "Anthropic API", "api.anthropic.com", "", anthropicIP, "dns", "anthropic-b", 1),
+		{cliB, "anthropic", "Anthropic API", "api", "api.anthropic.com", "", resolver, 53, "dns_query", 0,
+			b.bytes["dns"], b.pkts["dns"], b.first["dns"].Truncate(time.Millisecond), b.last["dns"].Truncate(time.Millisecond)},
 		row(cliB, "openai", "OpenAI API", "api.openai.com", "api.openai.com", openaiIP, "sni", "openai-b", 1),
 	}
 	check := func(name string, evs []audit.Event) {
@@ -236,7 +235,10 @@ func TestSniffCmd(t *testing.T) {
 			if got[i].Client != got[j].Client {
 				return got[i].Client < got[j].Client
 			}
-			return got[i].Service < got[j].Service
+			if got[i].Service != got[j].Service {
+				return got[i].Service < got[j].Service
+			}
+			return got[i].Source < got[j].Source
 		})
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s events\n got %+v\nwant %+v", name, got, want)
@@ -266,7 +268,7 @@ func TestSniffCmd(t *testing.T) {
 	}
 	wantInv := []invRow{
 		{"OpenAI API", []string{cliA, cliB}, 3, []string{"sensor"}},
-		{"Anthropic API", []string{cliB}, 2, []string{"sensor"}},
+		{"Anthropic API", []string{cliB}, 1, []string{"sensor"}}, // the lookup is not a flow
 	}
 	if !reflect.DeepEqual(gotInv, wantInv) {
 		t.Errorf("inventory\n got %+v\nwant %+v", gotInv, wantInv)

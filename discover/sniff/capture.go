@@ -206,6 +206,10 @@ func (s *Sensor) emitRows() {
 		if a.destIP.IsValid() {
 			ev.Dest.IP = a.destIP.String()
 		}
+		if a.key.source == SourceDNSQuery {
+			// Lookups are not connections: count them apart.
+			ev.Sensor.Lookups, ev.Sensor.Flows = a.flows, 0
+		}
 		s.stats.Events++
 		s.opts.Emit(ev)
 	}

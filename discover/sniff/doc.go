@@ -16,7 +16,8 @@
 //   - the Host header of an HTTP/1.x request, any port (source "http_host");
 //   - the name a DNS answer gave its server address, when none of the
 //     above applies (no payload, not TLS, ECH without outer SNI...; source
-//     "dns"). DNS lookups of catalog names are flows of their own, also "dns".
+//     "dns"). DNS lookups of catalog names are counted apart, as "dns_query" rows,
+//     so that a lookup and the connection it leads to are not two flows.
 //
 // An SNI that the catalog does not know ends the flow's inspection: it is
 // not AI, whatever DNS said about the address.

@@ -237,7 +237,7 @@ func (s *Sensor) handleDNS(f *flow, fromClient bool, payload []byte) {
 		}
 		s.stats.DNSQueries++
 		if f.state == stInspecting {
-			s.named(f, string(d.Questions[0].Name), SourceDNS)
+			s.named(f, string(d.Questions[0].Name), SourceDNSQuery)
 		}
 		return
 	}
@@ -261,8 +261,8 @@ func (s *Sensor) handleDNS(f *flow, fromClient bool, payload []byte) {
 	}
 	if f.state == stInspecting && d.ResponseCode == layers.DNSResponseCodeNoErr {
 		// The query was not captured (one direction only): the
-		// answer names the flow.
-		s.named(f, string(d.Questions[0].Name), SourceDNS)
+		// answer names the lookup.
+		s.named(f, string(d.Questions[0].Name), SourceDNSQuery)
 	}
 }
 

@@ -39,7 +39,8 @@ const (
 	SourceSNI      = "sni"
 	SourceQUIC     = "quic"
 	SourceHTTPHost = "http_host"
-	SourceDNS      = "dns"
+	SourceDNS      = "dns"       // a connection named by an earlier DNS answer
+	SourceDNSQuery = "dns_query" // a lookup of an AI name (not a connection)
 )
 
 // QUICAssembler is what the sensor needs from classify's QUIC Initial

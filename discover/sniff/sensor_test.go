@@ -174,8 +174,9 @@ func TestSensor(t *testing.T) {
 				{src: "10.0.0.11", dst: "10.0.0.53", udp: true, sp: 33333, dp: 53, payload: dnsMsg(t, "api.anthropic.com")},
 				{src: "10.0.0.53", dst: "10.0.0.11", udp: true, sp: 53, dp: 33333, payload: dnsMsg(t, "api.anthropic.com", "198.51.100.7")},
 			}, tlsFlow("10.0.0.11", "198.51.100.7", 40009, 443, []byte{0x17, 3, 3, 0, 1, 0}, nil, nil, nil)...),
-			// the lookup (one flow of 2 packets) and the connection (5 packets)
-			want: []row{{"10.0.0.11", "Anthropic API", SourceDNS, 2, 7}},
+			// the lookup (2 packets) and the connection it led to (5 packets)
+			// are separate rows: a lookup is not a connection.
+			want: []row{{"10.0.0.11", "Anthropic API", SourceDNS, 1, 5}, {"10.0.0.11", "Anthropic API", SourceDNSQuery, 0, 2}},
 			check: func(t *testing.T, st Stats) {
 				if st.DNSAnswers != 1 || st.DNSQueries != 1 || st.DNSAttributed != 1 {
 					t.Errorf("stats %+v", st)
@@ -188,7 +189,7 @@ func TestSensor(t *testing.T) {
 				{src: "10.0.0.53", dst: "10.0.0.12", udp: true, sp: 53, dp: 33334, payload: dnsMsg(t, "bank.example", "198.51.100.8")},
 				{src: "10.0.0.53", dst: "10.0.0.12", udp: true, sp: 53, dp: 33335, payload: dnsMsg(t, "api.openai.com", "198.51.100.9")},
 			}, tlsFlow("10.0.0.12", "198.51.100.9", 40010, 443, nil, nil, nil, nil)[:3]...),
-			want: []row{{"10.0.0.12", "OpenAI API", SourceDNS, 2, 4}},
+			want: []row{{"10.0.0.12", "OpenAI API", SourceDNS, 1, 3}, {"10.0.0.12", "OpenAI API", SourceDNSQuery, 0, 1}},
 		},
 		{
 			name: "ok/truncated-and-garbage",
