@@ -37,6 +37,7 @@ var (
 	duration = flag.Duration("duration", 3*time.Second, "time per throughput measurement")
 	rounds   = flag.Int("rounds", 3, "interleaved rounds (medians are reported)")
 	extraCfg = flag.String("config-extra", "", "YAML appended to aigress's bench config (for experiments)")
+	secrets  = flag.Bool("with-secrets", false, "put an AWS key and an e-mail in the 4 KB request (the default policy redacts the key)")
 	mitm     = flag.Bool("mitmproxy", true, "also measure Debian's mitmdump (stream_large_bodies=1) when it is installed")
 	profile  = flag.String("cpuprofile", "", "write a CPU profile of aigress during its first throughput run to this file")
 )
@@ -76,7 +77,11 @@ func chatRequest() string {
 	for b.Len() < 3900 {
 		b.WriteString("Summarise the quarterly operations review for the platform team, focusing on latency and cost. ")
 	}
-	return fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are concise."},{"role":"user","content":%q}]}`, b.String()[:3900])
+	text := b.String()[:3900]
+	if *secrets {
+		text = "Deploy with AKIAIOSFODNN7EXAMPLQ and mail ops.lead@acme-widgets.com. " + text[:3830]
+	}
+	return fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are concise."},{"role":"user","content":%q}]}`, text)
 }
 
 func run() error {
