@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aigress/aigress/classify"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -53,5 +55,32 @@ func TestEmbeddedDefaultConfig(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:8080" || cfg.DataDir != "/tmp/x" || time.Duration(cfg.Audit.Retention) != 90*24*time.Hour {
 		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestConfigCatalogExtends(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(f, []byte(`catalog:
+  - {host: llm.corp.example, provider: corp, service: Corp LLM gateway, category: gateway, inspect: true}
+  - {host: "*.openai.azure.com", provider: azure, service: Azure OpenAI (tunnelled here), category: api, inspect: false}
+`), 0o600)
+	cfg, err := loadConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := classify.NewCatalog(cfg.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := cat.Lookup("llm.corp.example"); !ok || s.Service != "Corp LLM gateway" || !s.Inspect {
+		t.Fatalf("added entry: %+v %v", s, ok)
+	}
+	if s, ok := cat.Lookup("myres.openai.azure.com"); !ok || s.Inspect {
+		t.Fatalf("overridden entry: %+v %v", s, ok)
+	}
+	os.WriteFile(f, []byte("catalog:\n  - {host: x.example, provider: p, service: s, category: nonsense}\n"), 0o600)
+	cfg, _ = loadConfig(f)
+	if _, err := classify.NewCatalog(cfg.Catalog); err == nil {
+		t.Fatal("a bad category must be refused")
 	}
 }
