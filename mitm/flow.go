@@ -189,7 +189,9 @@ type ConnectVerdict struct {
 // bounded window it owns, and must return them from End at the latest.
 // Filters that only observe return p unchanged, and should say so with a
 // method PreservesBody() bool returning true: the response then keeps its
-// Content-Length instead of being re-chunked.
+// Content-Length instead of being re-chunked. A filter with a method
+// Finished() bool that returns true ends the body after the bytes it
+// returned: the upstream is closed (used to stop a blocked stream).
 type StreamFilter interface {
 	Chunk(p []byte) []byte
 	End() []byte

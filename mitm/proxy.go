@@ -677,6 +677,13 @@ func (b *flowBody) Read(out []byte) (int, error) {
 			if len(b.f.filters) > 0 {
 				chunk = b.runFilters(append([]byte(nil), chunk...))
 				b.pending = chunk
+				if b.filtersFinished() {
+					// A filter ended the body (an output block): stop
+					// reading the upstream and cancel it.
+					b.eof = true
+					_ = b.src.Close()
+					continue
+				}
 				if err != nil {
 					b.eof = true
 					if err != io.EOF {
@@ -716,6 +723,16 @@ func (b *flowBody) runFilters(p []byte) []byte {
 		p = s.Chunk(p)
 	}
 	return p
+}
+
+// filtersFinished reports whether a filter has ended the body.
+func (b *flowBody) filtersFinished() bool {
+	for _, s := range b.f.filters {
+		if fin, ok := s.(interface{ Finished() bool }); ok && fin.Finished() {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *flowBody) endFilters() []byte {

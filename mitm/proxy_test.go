@@ -138,6 +138,27 @@ func flowCases() []flowCase {
 			wantKind: KindIntercept, wantStatus: 200,
 		},
 		{
+			name: "ok/filter-finishes-stream",
+			response: func(f *Flow) {
+				f.AddStreamFilter(&stopAfterFirst{})
+			},
+			run: func(t *testing.T, e *env, c *http.Client) {
+				sse := e.newSSE(t.Name(), true)
+				resp := get(t, c, http.MethodGet, "https://"+aiHost+"/sse?id="+t.Name(), nil)
+				// The first read may hold more than one event.
+				if body := readAll(t, resp); !strings.HasPrefix(body, "data: 0\n\n") || !strings.HasSuffix(body, "data: STOP\n\n") || strings.Count(body, "STOP") != 1 {
+					t.Errorf("body %q", body)
+				}
+				// The upstream, which would stream for 10 s more, is cancelled.
+				select {
+				case <-sse.gone:
+				case <-time.After(5 * time.Second):
+					t.Error("the upstream kept streaming after a filter finished the body")
+				}
+			},
+			wantKind: KindIntercept, wantStatus: 200,
+		},
+		{
 			name: "ok/short-circuit",
 			request: func(f *Flow) {
 				f.Reply(http.StatusForbidden, http.Header{"Content-Type": {"text/plain"}}, []byte("blocked"))
@@ -553,3 +574,17 @@ func TestUpstreamErrorCode(t *testing.T) {
 		})
 	}
 }
+
+// stopAfterFirst passes the first chunk, then ends the body with a marker,
+// as an output block does.
+type stopAfterFirst struct{ done bool }
+
+func (s *stopAfterFirst) Chunk(p []byte) []byte {
+	if s.done {
+		return nil
+	}
+	s.done = true
+	return append(append([]byte(nil), p...), "data: STOP\n\n"...)
+}
+func (s *stopAfterFirst) End() []byte    { return nil }
+func (s *stopAfterFirst) Finished() bool { return s.done }

@@ -400,6 +400,10 @@ func (g *outputGuard) Chunk(p []byte) []byte {
 	return nil
 }
 
+// Finished ends the stream once blocked: the upstream is closed rather
+// than read to its end.
+func (g *outputGuard) Finished() bool { return g.blocked }
+
 func (g *outputGuard) End() []byte {
 	if g.blocked {
 		return nil
