@@ -393,27 +393,20 @@ func startBareGoproxy(ca *certs.CA, mockAddr, mockCA string) (string, error) {
 }
 
 func saveProfile(path string) {
-	secs := int(duration.Seconds())
-	if secs < 1 {
-		secs = 1
-	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:18999/debug/pprof/profile?seconds=%d", secs))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profile:", err)
-		return
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	_, _ = io.Copy(f, resp.Body)
+	secs := max(int(duration.Seconds()), 1)
+	saveURL(fmt.Sprintf("http://127.0.0.1:18999/debug/pprof/profile?seconds=%d", secs), path)
 }
 
 func saveTrace(path string) {
-	resp, err := http.Get("http://127.0.0.1:18999/debug/pprof/trace?seconds=1")
+	saveURL("http://127.0.0.1:18999/debug/pprof/trace?seconds=1", path)
+}
+
+// saveURL writes what a GET of url returns to path (profiles; errors
+// only cost the profile).
+func saveURL(url, path string) {
+	resp, err := http.Get(url)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
 		return
 	}
 	defer resp.Body.Close()
