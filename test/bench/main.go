@@ -37,6 +37,7 @@ var (
 	duration = flag.Duration("duration", 3*time.Second, "time per throughput measurement")
 	rounds   = flag.Int("rounds", 3, "interleaved rounds (medians are reported)")
 	extraCfg = flag.String("config-extra", "", "YAML appended to aigress's bench config (for experiments)")
+	idle     = flag.Int("idle-conns", 500, "idle intercepted connections for the memory measurement (0: skip)")
 	secrets  = flag.Bool("with-secrets", false, "put an AWS key and an e-mail in the 4 KB request (the default policy redacts the key)")
 	mitm     = flag.Bool("mitmproxy", true, "also measure Debian's mitmdump (stream_large_bodies=1) when it is installed")
 	profile  = flag.String("cpuprofile", "", "write a CPU profile of aigress during its first throughput run to this file")
@@ -145,6 +146,17 @@ func run() error {
 	pool.AppendCertsFromPEM(caPEM)
 	pool.AppendCertsFromPEM(mock.CAPEM())
 
+	// Memory first, on a fresh process: later load would leave freed heap
+	// that idle connections could reuse unseen.
+	idleLine := ""
+	if *idle > 0 {
+		if per, err := idleMemory(cmd.Process.Pid, aigressAddr, pool, *idle); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: idle memory:", err)
+		} else {
+			idleLine = fmt.Sprintf("memory per idle intercepted connection (%d conns, RSS delta on a fresh process): %.1f KB\n", *idle, per/1024)
+		}
+	}
+
 	// Bare goproxy MITM with the same CA, inspecting nothing.
 	ca, err := certs.LoadDir(dir)
 	if err != nil {
@@ -228,6 +240,8 @@ func run() error {
 	slices.Sort(fd)
 	slices.Sort(fa)
 	fmt.Printf("first SSE event (new connection each): direct %v, aigress %v, added %v\n", fd[7], fa[7], fa[7]-fd[7])
+
+	fmt.Print(idleLine)
 
 	// Leaf minting.
 	m, _ := certs.NewMinter(ca, certs.MinterOptions{})
@@ -463,4 +477,47 @@ func startMitmproxy(dir, mockAddr, mockCA string, pool *x509.CertPool) (string, 
 	}
 	stop()
 	return "", nil, fmt.Errorf("mitmdump did not start")
+}
+
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), "%d", &kb)
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS")
+}
+
+// idleMemory opens n keep-alive connections through the proxy, each with
+// one intercepted request done, and reports the RSS growth per connection.
+func idleMemory(pid int, proxy string, pool *x509.CertPool, n int) (float64, error) {
+	runtimeGC := func() { time.Sleep(500 * time.Millisecond) }
+	runtimeGC()
+	before, err := rss(pid)
+	if err != nil {
+		return 0, err
+	}
+	var clients []*http.Client
+	for i := 0; i < n; i++ {
+		c := newClient(proxy, pool, "")
+		if err := do(c, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`); err != nil {
+			return 0, err
+		}
+		clients = append(clients, c)
+	}
+	runtimeGC()
+	after, err := rss(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
+	return float64(after-before) / float64(n), nil
 }
