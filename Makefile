@@ -21,7 +21,7 @@ setup:
 	bash test/setup.sh
 
 test: setup build
-	bash test/fuzz.sh 2s
+	bash test/fuzz.sh
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m ./certs/ ./mitm/ ./enforce/
 	$(GO) test -count=1 -timeout 12m -p 2 ./...
 
