@@ -149,11 +149,18 @@ func (f *Flow) PrependStreamFilter(s StreamFilter) {
 // Reply short-circuits the flow with a response built from status, header
 // and body.
 func (f *Flow) Reply(status int, header http.Header, body []byte) {
+	f.Response = NewResponse(f.In, status, header, body)
+	f.ShortCircuit = true
+}
+
+// NewResponse builds a complete response to r (Content-Length set), for
+// short-circuits and CONNECT refusals.
+func NewResponse(r *http.Request, status int, header http.Header, body []byte) *http.Response {
 	if header == nil {
 		header = http.Header{}
 	}
 	header.Set("Content-Length", strconv.Itoa(len(body)))
-	f.Response = &http.Response{
+	return &http.Response{
 		StatusCode:    status,
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
 		Proto:         "HTTP/1.1",
@@ -162,9 +169,8 @@ func (f *Flow) Reply(status int, header http.Header, body []byte) {
 		Header:        header,
 		Body:          io.NopCloser(bytes.NewReader(body)),
 		ContentLength: int64(len(body)),
-		Request:       f.In,
+		Request:       r,
 	}
-	f.ShortCircuit = true
 }
 
 // ConnectAction is the verdict of the Connect phase.
@@ -189,7 +195,8 @@ type ConnectVerdict struct {
 // bounded window it owns, and must return them from End at the latest.
 // Filters that only observe return p unchanged, and should say so with a
 // method PreservesBody() bool returning true: the response then keeps its
-// Content-Length instead of being re-chunked. A filter with a method
+// Content-Length instead of being re-chunked, and observers are handed the
+// proxy's own buffer, so they must not keep p past the call. A filter with a method
 // Finished() bool that returns true ends the body after the bytes it
 // returned: the upstream is closed (used to stop a blocked stream).
 type StreamFilter interface {

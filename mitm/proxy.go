@@ -387,14 +387,7 @@ func (p *Proxy) tlsConfig(host string, ctx *goproxy.ProxyCtx) (*tls.Config, erro
 }
 
 func textResponse(r *http.Request, status int, body string) *http.Response {
-	return &http.Response{
-		StatusCode: status, Status: strconv.Itoa(status) + " " + http.StatusText(status),
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(body))}},
-		Body:          io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       r,
-	}
+	return NewResponse(r, status, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte(body))
 }
 
 // errorResponse is the JSON 502/4xx body aigress itself answers with. It is
@@ -649,6 +642,7 @@ type flowBody struct {
 	pending []byte
 	eof     bool
 	ended   bool
+	mode    int8 // 0 unknown, 1 observers only, 2 some filter changes bytes
 }
 
 func (b *flowBody) Read(out []byte) (int, error) {
@@ -674,7 +668,11 @@ func (b *flowBody) Read(out []byte) (int, error) {
 		n, err := b.src.Read(out)
 		if n > 0 {
 			chunk := out[:n]
-			if len(b.f.filters) > 0 {
+			if len(b.f.filters) > 0 && b.observeOnly() {
+				// Observers never change or keep the bytes: let them read
+				// the chunk in place, no copy.
+				_ = b.runFilters(chunk)
+			} else if len(b.f.filters) > 0 {
 				chunk = b.runFilters(append([]byte(nil), chunk...))
 				b.pending = chunk
 				if b.filtersFinished() {
@@ -723,6 +721,17 @@ func (b *flowBody) runFilters(p []byte) []byte {
 		p = s.Chunk(p)
 	}
 	return p
+}
+
+// observeOnly reports, once per body, whether every filter only observes.
+func (b *flowBody) observeOnly() bool {
+	if b.mode == 0 {
+		b.mode = 1
+		if changesLength(b.f.filters) {
+			b.mode = 2
+		}
+	}
+	return b.mode == 1
 }
 
 // filtersFinished reports whether a filter has ended the body.

@@ -16,7 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"github.com/aigress/aigress/classify"
@@ -403,7 +402,6 @@ func OriginalDst(c net.Conn) (netip.AddrPort, error) {
 }
 
 var _ http.Hijacker = (*hijackWriter)(nil)
-var _ logrus.FieldLogger = (*logrus.Logger)(nil)
 
 // ip6tSoOriginalDst is IP6T_SO_ORIGINAL_DST from linux/netfilter_ipv6/ip6_tables.h.
 const ip6tSoOriginalDst = 80

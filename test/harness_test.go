@@ -263,6 +263,18 @@ func cleanEnv() []string {
 	return out
 }
 
+// doJSON sends req as JSON and returns the status and the whole body.
+func doJSON(t *testing.T, c *http.Client, req *http.Request) (int, string) {
+	t.Helper()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, readAll(t, resp.Body)
+}
+
 func readAll(t *testing.T, r io.Reader) string {
 	b, err := io.ReadAll(r)
 	if err != nil {

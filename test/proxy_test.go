@@ -212,15 +212,8 @@ func TestKeepAliveAndOneAuditLinePerRequest(t *testing.T) {
 		}}
 		req, _ := http.NewRequest("POST", "https://api.openai.com/v1/chat/completions", strings.NewReader(chatBody))
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		readAll(t, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("status %d", resp.StatusCode)
+		if st, body := doJSON(t, c, req); st != 200 {
+			t.Fatalf("status %d: %s", st, body)
 		}
 	}
 	if reused != 19 {

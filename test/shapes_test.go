@@ -46,15 +46,8 @@ func TestAPIShapesAudited(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", tc.url, strings.NewReader(tc.body))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			readAll(t, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d", resp.StatusCode)
+			if st, body := doJSON(t, c, req); st != 200 {
+				t.Fatalf("status %d: %s", st, body)
 			}
 			e := in.events(t, i+1)[i]
 			t.Logf("%s: provider=%s model=%s stream=%v tokens=%+v findings=%v", tc.name, e.Provider, e.Model, e.Stream, e.Response.Tokens, e.Findings)

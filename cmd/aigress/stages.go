@@ -41,21 +41,20 @@ func (a *app) pipeline() *mitm.Pipeline {
 // flowState is what the stages learn about a flow. It is stored once in
 // the flow under stateKey{} by the attribution stage.
 type flowState struct {
-	policy       *enforce.Policy
-	identity     enforce.Identity
-	authErr      error
-	service      classify.Service
-	known        bool
-	req          *classify.Request
-	findings     []classify.PartFinding
-	account      enforce.AccountInfo
-	decision     enforce.Decision
-	redacted     int
-	redactedBody []byte
-	restorer     *enforce.Restorer
-	usage        *usageObserver
-	output       map[string]int
-	outDecision  enforce.Decision
+	policy      *enforce.Policy
+	identity    enforce.Identity
+	authErr     error
+	service     classify.Service
+	known       bool
+	req         *classify.Request
+	findings    []classify.PartFinding
+	account     enforce.AccountInfo
+	decision    enforce.Decision
+	redacted    int
+	restorer    *enforce.Restorer
+	usage       *usageObserver
+	output      map[string]int
+	outDecision enforce.Decision
 
 	// WebSocket (Realtime) sessions: filled from the relay goroutines.
 	wsMu       sync.Mutex
@@ -147,9 +146,7 @@ func hostOnly(h string) string {
 }
 
 func replyResponse(r *http.Request, rep enforce.Reply) *http.Response {
-	f := &mitm.Flow{In: r}
-	f.Reply(rep.Status, rep.Header.Clone(), rep.Body)
-	return f.Response
+	return mitm.NewResponse(r, rep.Status, rep.Header.Clone(), rep.Body)
 }
 
 // classifyStage understands the request and finds secrets and PII in it.
@@ -265,7 +262,6 @@ func (s *enforceStage) Request(f *mitm.Flow) {
 		body, n, r := st.policy.Redact(st.req, st.findings, d)
 		if n > 0 {
 			st.redacted = n
-			st.redactedBody = body
 			st.restorer = r
 			f.SetOutBody(body)
 		}
@@ -644,19 +640,35 @@ func (a *app) event(f *mitm.Flow, st *flowState) *audit.Event {
 	return ev
 }
 
-// promptFor applies the retention mode to the user's prompt text.
+// promptFor applies the retention mode to the user's prompt text. In
+// "redacted" mode every finding is replaced by its type in brackets,
+// whether or not the policy redacted it upstream.
 func promptFor(mode string, r *classify.Request, st *flowState) string {
 	if mode == "" || mode == "none" {
 		return ""
 	}
 	var b strings.Builder
-	for _, p := range r.Parts {
-		if p.Role == classify.RoleUser || p.Role == classify.RoleUnknown {
-			if b.Len() > 0 {
-				b.WriteByte('\n')
-			}
-			b.WriteString(p.Text)
+	for i, p := range r.Parts {
+		if p.Role != classify.RoleUser && p.Role != classify.RoleUnknown {
+			continue
 		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		if mode != "redacted" {
+			b.WriteString(p.Text)
+			continue
+		}
+		at := 0
+		for _, fd := range st.findings { // sorted by part, then offset
+			if fd.Part != i || fd.Start < at || fd.End > len(p.Text) {
+				continue
+			}
+			b.WriteString(p.Text[at:fd.Start])
+			b.WriteString("[" + strings.ToUpper(fd.Type) + "]")
+			at = fd.End
+		}
+		b.WriteString(p.Text[at:])
 	}
 	text := b.String()
 	switch mode {
@@ -664,21 +676,6 @@ func promptFor(mode string, r *classify.Request, st *flowState) string {
 		sum := sha256.Sum256([]byte(text))
 		return "sha256:" + hex.EncodeToString(sum[:])
 	case "redacted":
-		if st.redactedBody != nil {
-			// Re-parse the redacted body to get its text parts.
-			rr := classify.ParseRequest(classify.RequestInput{Method: "POST", Host: "", Path: "", Header: http.Header{"Content-Type": {"application/json"}}, Body: st.redactedBody})
-			var rb strings.Builder
-			for _, p := range rr.Parts {
-				if rb.Len() > 0 {
-					rb.WriteByte('\n')
-				}
-				rb.WriteString(p.Text)
-			}
-			return truncate(rb.String(), 16<<10)
-		}
-		if len(st.findings) > 0 {
-			return "[withheld: findings present, not redacted]"
-		}
 		return truncate(text, 16<<10)
 	case "full":
 		return truncate(text, 64<<10)
